@@ -1,0 +1,53 @@
+// swift-tools-version: 6.0
+// MagicInit — data-dependent initialisation of CNNs (Krähenbühl et al., ICLR 2016).
+import PackageDescription
+
+let package = Package(
+    name: "MagicInit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "MagicInitCore", targets: ["MagicInitCore"]),
+        .library(name: "MagicInitEngine", targets: ["MagicInitEngine"]),
+        .library(name: "MagicInitImages", targets: ["MagicInitImages"]),
+        .library(name: "MagicInitReference", targets: ["MagicInitReference"]),
+        .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System-library shims (Debian packages installed by scripts/setup); nothing else.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
+        .systemLibrary(name: "CStb", path: "Sources/CStb"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
+
+        // Tensors, the network graph IR, shape inference, built-in architectures.
+        .target(name: "MagicInitCore"),
+        // oneDNN-backed forward / backward for every layer family of the IR.
+        .target(name: "MagicInitEngine", dependencies: ["MagicInitCore", "CDNNL"]),
+        // A naive Float64 implementation of every layer: the independent reference.
+        .target(name: "MagicInitReference", dependencies: ["MagicInitCore"]),
+        // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
+        .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
+
+        .executableTarget(
+            name: "mi-bench-engine",
+            dependencies: [
+                "MagicInitCore", "MagicInitEngine", "MagicInitImages",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "MagicInitCoreTests", dependencies: ["MagicInitCore"]),
+        .testTarget(
+            name: "MagicInitEngineTests",
+            dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),
+        .testTarget(
+            name: "MagicInitImagesTests",
+            dependencies: ["MagicInitCore", "MagicInitImages"],
+            resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v6]
+)
