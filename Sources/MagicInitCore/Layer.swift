@@ -50,7 +50,7 @@ public enum LayerKind: Sendable, Hashable {
     /// Caffe `Reshape` with a full target shape: `0` copies the bottom's extent, `-1` is inferred.
     case reshape(shape: [Int])
     /// Caffe `BatchNorm` with global statistics: `(x − mean/f) / √(var/f + eps)` where `f`
-    /// is the stored moving-average factor (`f = 0` is treated as 1, as Caffe does).
+    /// is the stored moving-average factor (Caffe: `f = 0` makes mean and variance 0).
     /// Parameters: mean `(C)`, variance `(C)`, factor `(1)`.
     case batchNorm(eps: Float)
     /// Caffe `Scale` on axis 1 with one bottom: `γ_c x + β_c`; parameters γ `(C)` and, with
