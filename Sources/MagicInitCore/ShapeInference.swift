@@ -18,11 +18,14 @@ public enum ShapeInference {
     /// any padding, `anyPad`, as Caffe does); `floor` is PyTorch's default.
     public static func poolingOutput(_ input: Int, kernel: Int, stride: Int, pad: Int,
                                      roundMode: PoolingParameters.RoundMode, anyPad: Bool) -> Int {
-        let span = input + 2 * pad - kernel
+        // `span` is negative when the kernel is larger than the padded input; round it the
+        // way Caffe (float `ceil`) and PyTorch (floor division) do, not toward zero like `/`,
+        // so such a layer gets no output (and is rejected) instead of one clipped window.
+        let span = Double(input + 2 * pad - kernel)
         var out: Int
         switch roundMode {
-        case .ceil: out = (span + stride - 1) / stride + 1
-        case .floor: out = span / stride + 1
+        case .ceil: out = Int((span / Double(stride)).rounded(.up)) + 1
+        case .floor: out = Int((span / Double(stride)).rounded(.down)) + 1
         }
         if anyPad && (out - 1) * stride >= input + pad { out -= 1 }
         return out
