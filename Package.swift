@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),
+        .testTarget(name: "MagicInitReferenceTests", dependencies: ["MagicInitCore", "MagicInitReference"]),
         .testTarget(
             name: "MagicInitImagesTests",
             dependencies: ["MagicInitCore", "MagicInitImages"],
