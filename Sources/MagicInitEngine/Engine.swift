@@ -1,1 +1,261 @@
-// placeholder
+import CDNNL
+import MagicInitCore
+
+/// Runs a compiled ``Graph`` forward and backward on oneDNN (CPU, float32).
+///
+/// Every blob value of the graph is kept after ``forward()`` (in-place layers get their own
+/// buffers), so any layer's input and output can be read back; ``backward(weights:)``
+/// fills the gradient of every blob (and, on request, of every parameter) from the
+/// gradients set on the outputs. Activations are stored in layouts oneDNN chooses; values
+/// crossing the API are row-major (`NCHW`) ``Tensor``s.
+///
+/// Not thread-safe: one caller at a time (the owner of the engine, e.g. a worker actor).
+/// oneDNN itself runs each primitive on ``Options/threads`` OpenMP threads.
+public final class Engine {
+    /// Engine settings.
+    public struct Options: Sendable {
+        /// OpenMP threads for oneDNN (process-wide setting); `nil` keeps the current value.
+        public var threads: Int?
+        public var convolutionAlgorithm: ConvolutionAlgorithm
+        /// Whether ``backward(weights:)`` also computes the gradient of the input blobs.
+        public var gradientToInputs: Bool
+
+        public init(threads: Int? = nil, convolutionAlgorithm: ConvolutionAlgorithm = .direct, gradientToInputs: Bool = false) {
+            self.threads = threads
+            self.convolutionAlgorithm = convolutionAlgorithm
+            self.gradientToInputs = gradientToInputs
+        }
+    }
+
+    public let graph: Graph
+    public let options: Options
+    let context: DNNLContext
+    let kernels: [Kernel]
+    /// Value of each blob (indexed like ``Graph/blobs``).
+    let values: [Memory]
+    /// Gradient of each blob, same layout as its value; built on the first backward pass.
+    private var diffs: [Memory?] = []
+    /// For blobs read by several nodes (or twice by one): per-edge gradients and the sum
+    /// primitive that adds them into the blob's gradient.
+    private var accumulators: [Int: (parts: [Memory], sum: Primitive)] = [:]
+    private var kernelByName: [String: Kernel] = [:]
+
+    /// Wall time per layer, accumulated over passes while ``profiling`` is on.
+    public struct LayerTiming: Sendable {
+        public var layer: String
+        public var type: String
+        /// Seconds spent in forward passes.
+        public var forward: Double = 0
+        /// Seconds spent in backward passes (data and, when asked, weights).
+        public var backward: Double = 0
+    }
+
+    /// When on, ``forward()`` and ``backward(weights:)`` record per-layer wall times in
+    /// ``timings`` (costs two clock reads per layer).
+    public var profiling = false
+    /// Per-layer times in node order (see ``profiling``).
+    public private(set) var timings: [LayerTiming] = []
+
+    /// Clears ``timings``.
+    public func resetTimings() {
+        timings = graph.nodes.map { LayerTiming(layer: $0.name, type: $0.kind.caffeType) }
+    }
+
+    private func timed(_ index: Int, forward: Bool, _ body: () throws -> Void) rethrows {
+        guard profiling else { return try body() }
+        if timings.isEmpty { resetTimings() }
+        let start = ContinuousClock.now
+        try body()
+        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        if forward { timings[index].forward += seconds } else { timings[index].backward += seconds }
+    }
+
+    /// Builds every primitive for `graph` (its batch size included).
+    /// - Throws: ``EngineError/dnnl(status:context:)`` naming the layer oneDNN rejected.
+    public init(graph: Graph, options: Options = Options()) throws {
+        if let threads = options.threads { setEngineThreadCount(threads) }
+        self.graph = graph
+        self.options = options
+        let context = try DNNLContext()
+        self.context = context
+        var values = [Memory?](repeating: nil, count: graph.blobs.count)
+        for id in graph.inputs { values[id] = try Memory(plainDesc(graph.blobs[id].shape), context) }
+        var kernels: [Kernel] = []
+        for node in graph.nodes {
+            let bottoms = node.bottoms.map { values[$0]! }
+            let kernel: Kernel
+            switch node.kind {
+            case .convolution, .deconvolution, .innerProduct:
+                kernel = try AffineKernel(node: node, graph: graph, bottoms: bottoms, context: context, algorithm: options.convolutionAlgorithm)
+            case .relu, .sigmoid, .tanh:
+                kernel = try ActivationKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .lrn: kernel = try LRNKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .pooling: kernel = try PoolingKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .batchNorm: kernel = try BatchNormKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .scale: kernel = try ScaleKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .concat: kernel = try ConcatKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .eltwise: kernel = try EltwiseLayerKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .softmax: kernel = try SoftmaxKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            case .dropout, .flatten, .reshape: kernel = try IdentityKernel(node: node, graph: graph, bottoms: bottoms, context: context)
+            }
+            for (id, memory) in zip(node.tops, kernel.tops) { values[id] = memory }
+            kernels.append(kernel)
+        }
+        self.kernels = kernels
+        self.values = values.map { $0! }
+        for kernel in kernels { kernelByName[kernel.name] = kernel }
+    }
+
+    // MARK: data in and out
+
+    /// Sets network input `index` (``Graph/inputs`` order) from a row-major `(N, C, H, W)` tensor.
+    /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when the shape differs from the graph's.
+    public func setInput(_ tensor: Tensor, at index: Int = 0) throws {
+        guard graph.inputs.indices.contains(index) else { throw EngineError.inputCount(expected: graph.inputs.count, actual: index + 1) }
+        let id = graph.inputs[index]
+        try write(tensor, into: values[id], blob: id)
+    }
+
+    /// The value of blob `id` after the last ``forward()``, row-major.
+    public func value(of id: Int) throws -> Tensor {
+        try Engine.download(values[id], shape: graph.blobs[id].shape, userDesc: nil, context: context, label: graph.blobs[id].label)
+    }
+
+    /// Sets the gradient of blob `id` (normally an output: the top gradient η of the paper's
+    /// random linear loss `ℓ = η · z_N`, Krähenbühl et al. 2016 §3).
+    public func setGradient(_ tensor: Tensor, of id: Int) throws {
+        try prepareBackward()
+        guard let diff = diffs[id] else { throw EngineError.missingParameter("gradient of input blob \(graph.blobs[id].label)") }
+        try write(tensor, into: diff, blob: id)
+    }
+
+    /// The gradient of blob `id` after the last ``backward(weights:)``, row-major.
+    public func gradient(of id: Int) throws -> Tensor {
+        guard diffs.indices.contains(id), let diff = diffs[id] else {
+            throw EngineError.missingParameter("gradient of blob \(graph.blobs[id].label) (run backward first; inputs need gradientToInputs)")
+        }
+        return try Engine.download(diff, shape: graph.blobs[id].shape, userDesc: nil, context: context, label: graph.blobs[id].label)
+    }
+
+    /// Sets parameters by key (`conv1.weight`, …; Caffe layouts). Keys not in the set keep
+    /// their values (zero after creation; BatchNorm starts as the identity, Scale as γ = 1).
+    /// - Throws: ``EngineError/unknownParameter(_:)`` or ``EngineError/parameterShape(key:expected:actual:)``.
+    public func setParameters(_ parameters: ParameterSet) throws {
+        let specs = Dictionary(uniqueKeysWithValues: graph.parameters.map { ($0.key, $0) })
+        for (key, tensor) in parameters {
+            guard let spec = specs[key], let kernel = kernelByName[spec.layer] else { throw EngineError.unknownParameter(key) }
+            guard tensor.shape == spec.shape else { throw EngineError.parameterShape(key: key, expected: spec.shape, actual: tensor.shape) }
+            try kernel.setParameter(spec.role, tensor)
+        }
+    }
+
+    /// Every parameter, by key, in Caffe layouts.
+    public func parameters() throws -> ParameterSet {
+        var out: ParameterSet = [:]
+        for spec in graph.parameters { out[spec.key] = try kernelByName[spec.layer]!.parameter(spec.role) }
+        return out
+    }
+
+    /// The gradient of parameter `key` from the last ``backward(weights:)`` with `weights: true`.
+    public func parameterGradient(_ key: String) throws -> Tensor {
+        guard let spec = graph.parameters.first(where: { $0.key == key }) else { throw EngineError.unknownParameter(key) }
+        return try kernelByName[spec.layer]!.parameterGradient(spec.role)
+    }
+
+    // MARK: passes
+
+    /// Runs every layer forward (inference semantics: dropout is the identity).
+    public func forward() throws {
+        for (index, kernel) in kernels.enumerated() { try timed(index, forward: true) { try kernel.forward() } }
+    }
+
+    /// Backpropagates the gradients set on the outputs (unset ones are zero) through every
+    /// layer, filling every blob's gradient; with `weights`, also every parameter gradient.
+    public func backward(weights: Bool) throws {
+        try prepareBackward()
+        for (index, kernel) in kernels.enumerated().reversed() {
+            try timed(index, forward: false) {
+                for top in graph.nodes[index].tops { try accumulate(top) }
+                try kernel.backward(weights: weights)
+            }
+        }
+        for input in graph.inputs { try accumulate(input) }
+    }
+
+    /// Adds the per-edge gradients of a blob read several times into its gradient.
+    private func accumulate(_ blob: Int) throws {
+        guard let accumulator = accumulators[blob] else { return }
+        var args: [(Int32, Memory)] = [(DNNL_ARG_DST, diffs[blob]!)]
+        for (i, part) in accumulator.parts.enumerated() { args.append((DNNL_ARG_MULTIPLE_SRC + Int32(i), part)) }
+        try accumulator.sum.execute(args, context)
+    }
+
+    /// Allocates gradients and wires each node's gradient sinks (once).
+    private func prepareBackward() throws {
+        guard diffs.isEmpty else { return }
+        let inputs = Set(graph.inputs)
+        diffs = try graph.blobs.indices.map { id in
+            inputs.contains(id) && !options.gradientToInputs ? nil : try Memory(values[id].desc, context)
+        }
+        var edges: [Int: Int] = [:]
+        for node in graph.nodes { for b in node.bottoms { edges[b, default: 0] += 1 } }
+        var parts: [Int: [Memory]] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            let kernel = kernels[index]
+            kernel.diffs = node.tops.map { diffs[$0]! }
+            kernel.sinks = try node.bottoms.map { b in
+                guard let diff = diffs[b] else { return nil }
+                if edges[b] == 1 { return diff }
+                let part = try Memory(values[b].desc, context)
+                parts[b, default: []].append(part)
+                return part
+            }
+        }
+        for (blob, list) in parts {
+            var dst = values[blob].desc
+            let scales = [Float](repeating: 1, count: list.count)
+            var pd: dnnl_primitive_desc_t?
+            try list.map(\.desc).withUnsafeBufferPointer { sources in
+                try check(dnnl_sum_primitive_desc_create(&pd, &dst, Int32(sources.count), scales, sources.baseAddress, nil, context.engine),
+                          "creating the gradient sum of blob \(graph.blobs[blob].label)")
+            }
+            accumulators[blob] = (list, try Primitive(pd: pd!, name: "gradient sum of \(graph.blobs[blob].label)"))
+        }
+    }
+
+    // MARK: helpers
+
+    private func write(_ tensor: Tensor, into memory: Memory, blob id: Int) throws {
+        guard tensor.shape == graph.blobs[id].shape else {
+            throw EngineError.blobShape(blob: graph.blobs[id].label, expected: graph.blobs[id].shape, actual: tensor.shape)
+        }
+        try Engine.upload(tensor, into: memory, userDesc: nil, context: context, label: graph.blobs[id].label)
+    }
+
+    static func upload(_ tensor: Tensor, into memory: Memory, userDesc: dnnl_memory_desc_t?, context: DNNLContext, label: String) throws {
+        let source = try userDesc ?? plainDesc(tensor.shape)
+        if descEqual(source, memory.desc) {
+            tensor.data.withUnsafeBufferPointer { memory.floats.update(from: $0.baseAddress!, count: $0.count) }
+            return
+        }
+        var data = tensor.data
+        try data.withUnsafeMutableBytes { raw in
+            let user = try Memory(wrapping: raw.baseAddress!, desc: source, context)
+            try Reorder(from: source, to: memory.desc, context, "upload of \(label)").run(user, memory, context)
+        }
+    }
+
+    static func download(_ memory: Memory, shape: [Int], userDesc: dnnl_memory_desc_t?, context: DNNLContext, label: String) throws -> Tensor {
+        let target = try userDesc ?? plainDesc(shape)
+        var tensor = Tensor(shape: shape)
+        if descEqual(target, memory.desc) {
+            tensor.data.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: memory.floats, count: $0.count) }
+            return tensor
+        }
+        try tensor.data.withUnsafeMutableBytes { raw in
+            let user = try Memory(wrapping: raw.baseAddress!, desc: target, context)
+            try Reorder(from: memory.desc, to: target, context, "download of \(label)").run(memory, user, context)
+        }
+        return tensor
+    }
+}

@@ -1,0 +1,44 @@
+import CDNNL
+import MagicInitCore
+
+/// ReLU (leaky), Sigmoid and TanH on oneDNN eltwise primitives, in the layout of the bottom.
+/// Backward uses the forward input (`src`) formulation.
+final class ActivationKernel: Kernel {
+    private let algorithm: dnnl_alg_kind_t
+    private let alpha: Float
+    private let forwardPrimitive: Primitive
+    private var backwardPrimitive: Primitive?
+
+    init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext) throws {
+        switch node.kind {
+        case .relu(let slope): (algorithm, alpha) = (dnnl_eltwise_relu, slope)
+        case .sigmoid: (algorithm, alpha) = (dnnl_eltwise_logistic, 0)
+        case .tanh: (algorithm, alpha) = (dnnl_eltwise_tanh, 0)
+        default: preconditionFailure("ActivationKernel built for \(node.kind.caffeType)")
+        }
+        var data = bottoms[0].desc
+        var d = dnnl_eltwise_desc_t()
+        try check(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_training, algorithm, &data, alpha, 0), "describing \(node.kind.caffeType) \(node.name)")
+        forwardPrimitive = try Primitive(opDesc: &d, hint: nil, context, "\(node.kind.caffeType) \(node.name)")
+        super.init(base: node, graph: graph, bottoms: bottoms, context: context)
+        tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
+    }
+
+    override func forward() throws {
+        try forwardPrimitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DST, tops[0])], context)
+    }
+
+    override func backward(weights: Bool) throws {
+        guard let sink = sinks[0] else { return }
+        if backwardPrimitive == nil {
+            var diff = diffs[0].desc, data = bottoms[0].desc
+            var d = dnnl_eltwise_desc_t()
+            try check(dnnl_eltwise_backward_desc_init(&d, algorithm, &diff, &data, alpha, 0), "describing backward of \(name)")
+            backwardPrimitive = try Primitive(opDesc: &d, hint: forwardPrimitive, context, "backward of \(name)")
+        }
+        let primitive = backwardPrimitive!
+        try produce(into: sink, as: primitive.md(dnnl_query_diff_src_md), slot: "diff_src") { out in
+            try primitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DIFF_DST, diffs[0]), (DNNL_ARG_DIFF_SRC, out)], context)
+        }
+    }
+}
