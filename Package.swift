@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MagicInitEngine", targets: ["MagicInitEngine"]),
         .library(name: "MagicInitImages", targets: ["MagicInitImages"]),
         .library(name: "MagicInitReference", targets: ["MagicInitReference"]),
+        .library(name: "MagicInitStatistics", targets: ["MagicInitStatistics"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
     ],
     dependencies: [
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "MagicInitEngine", dependencies: ["MagicInitCore", "CDNNL"]),
         // A naive Float64 implementation of every layer: the independent reference.
         .target(name: "MagicInitReference", dependencies: ["MagicInitCore"]),
+        // Mergeable moments (Chan et al.), square sums, covariance, and their binary codec.
+        .target(name: "MagicInitStatistics", dependencies: ["MagicInitCore"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
 
@@ -45,6 +48,7 @@ let package = Package(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),
         .testTarget(name: "MagicInitReferenceTests", dependencies: ["MagicInitCore", "MagicInitReference"]),
+        .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
         .testTarget(
             name: "MagicInitImagesTests",
             dependencies: ["MagicInitCore", "MagicInitImages"],
