@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "MagicInitImages", targets: ["MagicInitImages"]),
         .library(name: "MagicInitReference", targets: ["MagicInitReference"]),
         .library(name: "MagicInitStatistics", targets: ["MagicInitStatistics"]),
+        .library(name: "MagicInitAlgorithms", targets: ["MagicInitAlgorithms"]),
+        .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
     ],
     dependencies: [
@@ -33,6 +35,12 @@ let package = Package(
         .target(name: "MagicInitReference", dependencies: ["MagicInitCore"]),
         // Mergeable moments (Chan et al.), square sums, covariance, and their binary codec.
         .target(name: "MagicInitStatistics", dependencies: ["MagicInitCore"]),
+        // Algorithms 1 and 2 and the Figure-1 measurements: a driver over merged statistics.
+        .target(name: "MagicInitAlgorithms", dependencies: ["MagicInitCore", "MagicInitStatistics"]),
+        // Per-chunk statistics on the engine (shared by the local source and the workers).
+        .target(
+            name: "MagicInitCollector",
+            dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
 
@@ -44,6 +52,10 @@ let package = Package(
             ]),
 
         .testTarget(name: "MagicInitCoreTests", dependencies: ["MagicInitCore"]),
+        .testTarget(
+            name: "MagicInitAlgorithmsTests",
+            dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
+                           "MagicInitCollector", "MagicInitImages"]),
         .testTarget(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),

@@ -156,6 +156,13 @@ public final class Engine {
         return out
     }
 
+    /// The current value of parameter `key`, Caffe layout.
+    /// - Throws: ``EngineError/unknownParameter(_:)``.
+    public func parameterValue(_ key: String) throws -> Tensor {
+        guard let spec = graph.parameters.first(where: { $0.key == key }) else { throw EngineError.unknownParameter(key) }
+        return try kernelByName[spec.layer]!.parameter(spec.role)
+    }
+
     /// The gradient of parameter `key` from the last ``backward(weights:)`` with `weights: true`.
     public func parameterGradient(_ key: String) throws -> Tensor {
         guard let spec = graph.parameters.first(where: { $0.key == key }) else { throw EngineError.unknownParameter(key) }
@@ -166,7 +173,21 @@ public final class Engine {
 
     /// Runs every layer forward (inference semantics: dropout is the identity).
     public func forward() throws {
-        for (index, kernel) in kernels.enumerated() { try timed(index, forward: true) { try kernel.forward() } }
+        try forward(nodes: kernels.indices)
+    }
+
+    /// Runs the nodes `nodes` (indices into ``Graph/nodes``, topological order) forward,
+    /// reading whatever their bottoms hold: results of earlier passes or values restored
+    /// with ``setValue(_:of:)``. Lets a caller advance a network layer by layer.
+    public func forward(nodes: Range<Int>) throws {
+        for index in nodes { try timed(index, forward: true) { try kernels[index].forward() } }
+    }
+
+    /// Overwrites the value of blob `id` (any blob, e.g. a cached activation) from a
+    /// row-major tensor of the blob's shape.
+    /// - Throws: ``EngineError/blobShape(blob:expected:actual:)``.
+    public func setValue(_ tensor: Tensor, of id: Int) throws {
+        try write(tensor, into: values[id], blob: id)
     }
 
     /// Backpropagates the gradients set on the outputs (unset ones are zero) through every

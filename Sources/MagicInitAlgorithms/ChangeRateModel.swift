@@ -1,0 +1,123 @@
+import Foundation
+import MagicInitCore
+import MagicInitStatistics
+
+/// The change rates of every affine layer as a closed-form function of per-layer output
+/// factors `R_k` applied on top of a measured state, with the undo in the consumers
+/// (Krähenbühl et al. 2016, §3.2; DESIGN §2). With bottom channel scales `s(c)` from
+/// ``ChannelScales`` and the global output scale set to 1 (it cancels in `C_k / C̄`):
+///
+///     E[x(j)²] → s(c_j)² E[x(j)²]      E[‖y‖²] → E[‖y‖²] / R_k²      W[:, j] → W[:, j] · R_k / s(c_j)
+///
+/// Exact for networks of homogeneous layers; an approximation (re-measured) otherwise.
+public struct ChangeRateModel: Sendable {
+    public let scales: ChannelScales
+    public let measurement: NetworkMeasurement
+    public let measure: InitOptions.RateMeasure
+
+    public init(graph: Graph, measurement: NetworkMeasurement, measure: InitOptions.RateMeasure) {
+        scales = ChannelScales(graph: graph)
+        self.measurement = measurement
+        self.measure = measure
+    }
+
+    /// Per affine layer `C_k = mean_j C_{k,j}` (eq. 4) or the weight-gradient ratio, for
+    /// factors `factors` (all 1 = as measured).
+    /// - Complexity: O(Σ_k fan-in_k) plus one pass over the graph.
+    public func rates(factors: [Double]) -> [Double] {
+        let bottomScales = scales.bottomScales(factors: factors)
+        return measurement.layers.indices.map { k in
+            let layer = measurement.layers[k]
+            let r = factors[k]
+            let s = bottomScales[k]
+            let columns = layer.weightSquares.count
+            var weightNorm = 0.0
+            for j in 0..<columns {
+                let f = r / s[j / layer.columnsPerChannel]
+                weightNorm += layer.weightSquares[j] * f * f
+            }
+            guard weightNorm > 0 else { return 0 }
+            switch measure {
+            case .equation4:
+                let yNorm = layer.outputGradientNorm.meanSquaredNorm / (r * r)
+                let count = Double(max(layer.inputSquares.count, 1))
+                var total = 0.0
+                for j in 0..<columns {
+                    let sj = s[j / layer.columnsPerChannel]
+                    let x2 = layer.inputSquares.sumOfSquares[j] / count * sj * sj
+                    total += (x2 * yNorm / (Double(layer.rows) * weightNorm)).squareRoot()
+                }
+                return total / Double(columns)
+            case .weightGradient:
+                var gradient = 0.0
+                let chunks = Double(max(layer.weightGradientSquares.count, 1))
+                for j in 0..<columns {
+                    let f = s[j / layer.columnsPerChannel] / r
+                    gradient += layer.weightGradientSquares.sumOfSquares[j] / chunks * f * f
+                }
+                return (gradient / weightNorm).squareRoot()
+            }
+        }
+    }
+
+    /// Geometric mean `C̄ = (∏ C_k)^(1/K)`.
+    public static func geometricMean(_ rates: [Double]) -> Double {
+        exp(rates.map { log($0) }.reduce(0, +) / Double(rates.count))
+    }
+
+    /// Result of ``solve(from:damping:tolerance:maxSteps:)``.
+    public struct Solution: Sendable {
+        public var factors: [Double]
+        public var steps: Int
+        public var converged: Bool
+        public var rates: [Double]
+    }
+
+    /// Iterates Algorithm 2's damped correction `R_k *= (C_k / C̄)^(α/2)` on the model until
+    /// every `|C_k / C̄ − 1| ≤ tolerance` or `maxSteps` steps.
+    /// - Throws: ``AlgorithmError/vanishingChangeRate(layer:)`` when a layer's rate is 0 or not finite.
+    public func solve(from start: [Double], damping: Double, tolerance: Double, maxSteps: Int) throws -> Solution {
+        var factors = start
+        var steps = 0
+        while true {
+            let c = rates(factors: factors)
+            if let bad = c.firstIndex(where: { !($0 > 0) || !$0.isFinite }) {
+                throw AlgorithmError.vanishingChangeRate(layer: measurement.layers[bad].layer)
+            }
+            let mean = ChangeRateModel.geometricMean(c)
+            let converged = c.allSatisfy { abs($0 / mean - 1) <= tolerance }
+            if converged || steps >= maxSteps {
+                return Solution(factors: factors, steps: steps, converged: converged, rates: c)
+            }
+            for k in factors.indices { factors[k] *= pow(c[k] / mean, damping / 2) }
+            steps += 1
+        }
+    }
+
+    /// The directives that move the measured weights to `factors`: `W_k *= R_k` (rows),
+    /// bias `*= R_k`, columns divided by the bottom channel scale (the undo).
+    public func directives(factors: [Double]) -> [WeightDirective] {
+        let bottomScales = scales.bottomScales(factors: factors)
+        return measurement.layers.indices.map { k in
+            let rows = measurement.layers[k].rows
+            return .affine(layer: measurement.layers[k].layer, rowScale: [Double](repeating: factors[k], count: rows),
+                           columnScale: bottomScales[k].map { 1 / $0 }, shift: [Double](repeating: 0, count: rows))
+        }
+    }
+}
+
+/// Errors of the initialisation algorithms; each names the layer.
+public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible {
+    case vanishingChangeRate(layer: String)
+    case nonFinite(layer: String, what: String)
+    case noAffineLayers
+
+    public var description: String {
+        switch self {
+        case .vanishingChangeRate(let layer):
+            "layer '\(layer)': its change rate is zero or not finite (no gradient reaches it, or its weights are all zero); Algorithm 2 cannot balance it"
+        case .nonFinite(let layer, let what): "layer '\(layer)': \(what) is not finite"
+        case .noAffineLayers: "the network has no convolution, deconvolution or inner product layer to initialise"
+        }
+    }
+}

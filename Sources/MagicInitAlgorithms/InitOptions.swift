@@ -1,0 +1,54 @@
+/// Settings of one initialisation run (Krähenbühl et al. 2016, §3.1–3.2; defaults follow
+/// the authors' reference code where the paper is silent).
+public struct InitOptions: Sendable, Hashable, Codable {
+    /// Which algorithms run.
+    public enum Mode: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Gaussian start, Algorithm 1, then Algorithm 2 (the paper's full procedure).
+        case both
+        /// Gaussian start and Algorithm 1 only.
+        case withinLayer = "within-layer"
+        /// Algorithm 2 only, on the given weights (the paper's Table 3 rescaling of
+        /// pretrained networks).
+        case betweenLayer = "between-layer"
+        /// Algorithm 1 then Algorithm 2 on the given weights (no Gaussian start).
+        case pretrainedBoth = "pretrained-both"
+    }
+
+    /// How a layer's change rate is measured (§3.2).
+    public enum RateMeasure: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The paper's eq. (4): `C²_{k,j} = E[x_k(j)²] · E[‖y_k‖²] / (N_k · ‖W_k‖²)`.
+        case equation4 = "eq4"
+        /// The reference code's: `sqrt(mean((∂ℓ/∂W_k)²) / mean(W_k²))`, the weight gradient
+        /// of each chunk of images summed over the chunk, the squares averaged over chunks.
+        case weightGradient = "weight-gradient"
+    }
+
+    public var mode: Mode = .both
+    /// Target channel mean β of every affine output (reference code: 0.1).
+    public var bias: Double = 0.1
+    /// Master seed of every random draw (Gaussian weights, top gradients η).
+    public var seed: UInt64 = 0
+    /// Standard deviation of the Gaussian starting weights (irrelevant after Algorithm 1).
+    public var gaussianStd: Double = 1
+    /// How often a dead channel (σ = 0) is redrawn before it is left and reported.
+    public var deadChannelRetries: Int = 3
+
+    public var rateMeasure: RateMeasure = .equation4
+    /// Damping α of the between-layer correction `r_k = (C_k / C̄)^(α/2)` (paper: 0.25).
+    public var damping: Double = 0.25
+    /// Converged when every layer's rate is within this relative distance of the
+    /// geometric mean (`|C_k / C̄ − 1| ≤ tolerance`).
+    public var tolerance: Double = 0.01
+    /// Measurement passes (forward + backward over all images) of Algorithm 2 at most.
+    public var maxIterations: Int = 10
+    /// Damped correction steps taken on the closed-form model between two measurement
+    /// passes, at most (1 reproduces the paper's plain iteration; the model is exact for
+    /// homogeneous networks, so many cheap steps replace many passes there).
+    public var modelStepsPerPass: Int = 1000
+    /// Draw new top gradients η for every measurement pass (the reference code's habit).
+    /// Off by default: every pass reuses each image's η, so passes differ only by the
+    /// weights and the verification pass measures exactly what the model balanced.
+    public var freshTopGradientEachPass: Bool = false
+
+    public init() {}
+}

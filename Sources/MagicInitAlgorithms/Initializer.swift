@@ -1,0 +1,169 @@
+import MagicInitCore
+import MagicInitStatistics
+
+/// The initialisation driver: runs §3.1 (Algorithm 1) and §3.2 (Algorithm 2) of
+/// Krähenbühl et al. 2016 against a ``StatisticsSource``. It decides everything from merged
+/// statistics and speaks to the network only through ``WeightDirective``s, so the same
+/// driver runs in one process or over workers.
+public struct Initializer: Sendable {
+    public let options: InitOptions
+    /// One line per event (`[algorithm 1] conv1: …`); never tensor payloads.
+    public let log: @Sendable (String) -> Void
+
+    public init(options: InitOptions, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.options = options
+        self.log = log
+    }
+
+    /// Runs the configured algorithms and returns the final weights and the report.
+    /// - Throws: ``AlgorithmError`` (naming the layer), or whatever the source throws.
+    public func run(_ source: some StatisticsSource, images: Int) async throws -> (ParameterSet, InitReport) {
+        let graph = source.graph
+        let affine = graph.nodes.filter { $0.kind.isAffine }
+        guard !affine.isEmpty else { throw AlgorithmError.noAffineLayers }
+        var report = InitReport(network: graph.network.name, images: images, chunkSize: graph.batchSize, options: options,
+                                layers: affine.map { InitReport.Layer(name: $0.name, type: $0.kind.caffeType, channels: $0.parameters[0].shape[$0.kind.isDeconvolution ? 1 : 0] * ($0.kind.isDeconvolution ? $0.groups : 1)) })
+        let clock = ContinuousClock()
+
+        if options.mode != .betweenLayer {
+            let start = clock.now
+            try await withinLayer(source, report: &report)
+            report.phaseSeconds["algorithm1"] = (clock.now - start) / .seconds(1)
+        }
+        if options.mode != .withinLayer {
+            let start = clock.now
+            try await betweenLayer(source, report: &report)
+            report.phaseSeconds["algorithm2"] = (clock.now - start) / .seconds(1)
+        }
+        return (try await source.parameters(), report)
+    }
+
+    /// Algorithm 1 (§3.1): per affine layer in topological order, Gaussian weights (unless
+    /// starting from given ones), then `W[i] /= σ_i`, `b[i] = b[i]/σ_i + β − μ_i/σ_i`.
+    /// Dead channels (σ = 0) are redrawn up to ``InitOptions/deadChannelRetries`` times,
+    /// then left unscaled with mean β and reported; nothing becomes inf or NaN.
+    func withinLayer(_ source: some StatisticsSource, report: inout InitReport) async throws {
+        let graph = source.graph
+        let gaussian = options.mode == .both || options.mode == .withinLayer
+        for (k, nodeIndex) in graph.nodes.indices.filter({ graph.nodes[$0].kind.isAffine }).enumerated() {
+            let node = graph.nodes[nodeIndex]
+            let clock = ContinuousClock()
+            let start = clock.now
+            if gaussian {
+                try await source.apply([.gaussian(layer: node.name, seed: options.seed, std: options.gaussianStd)])
+            }
+            var moments = try await source.outputMoments(layer: node.name)
+            report.layers[k].before = Initializer.summary(moments)
+            var dead = Initializer.deadChannels(moments)
+            var attempt = 0
+            while !dead.isEmpty && gaussian && attempt < options.deadChannelRetries {
+                attempt += 1
+                log("[algorithm 1] \(node.name): \(dead.count) dead channel(s), redraw \(attempt)")
+                try await source.apply([.redrawRows(layer: node.name, rows: dead, seed: options.seed, std: options.gaussianStd, attempt: attempt)])
+                moments = try await source.outputMoments(layer: node.name)
+                dead = Initializer.deadChannels(moments)
+            }
+            report.layers[k].redraws = attempt
+            report.layers[k].deadChannels = dead
+            let deadSet = Set(dead)
+            let std = moments.standardDeviation
+            let beta = options.bias
+            let scale = std.indices.map { deadSet.contains($0) ? 1 : 1 / std[$0] }
+            let shift = std.indices.map { c in deadSet.contains(c) ? beta - moments.mean[c] : beta - moments.mean[c] / std[c] }
+            if let bad = (scale + shift).first(where: { !$0.isFinite }) {
+                throw AlgorithmError.nonFinite(layer: node.name, what: "the normalisation factor \(bad)")
+            }
+            try await source.apply([.affine(layer: node.name, rowScale: scale, columnScale: [], shift: shift)])
+            report.layers[k].after = Initializer.summary(moments.affine(scale: scale, shift: shift))
+            report.layers[k].algorithm1Seconds = (clock.now - start) / .seconds(1)
+            if !dead.isEmpty {
+                log("[algorithm 1] \(node.name): channel(s) \(dead.map(String.init).joined(separator: ", ")) stay constant after \(attempt) redraw(s); left unscaled at mean β")
+            }
+            log("[algorithm 1] \(node.name) normalised (\(std.count) channels, σ from \(fmt(std.min() ?? 0)) to \(fmt(std.max() ?? 0)))")
+        }
+    }
+
+    /// Algorithm 2 (§3.2): measure, then balance the layers' change rates with damped
+    /// corrections `r_k = (C_k / C̄)^(α/2)` undone in the consumers. The corrections are
+    /// iterated on the closed-form ``ChangeRateModel`` between measurement passes; for a
+    /// network of homogeneous layers the model is exact and one more pass verifies it,
+    /// otherwise passes repeat (at most ``InitOptions/maxIterations``) until converged.
+    func betweenLayer(_ source: some StatisticsSource, report: inout InitReport) async throws {
+        let graph = source.graph
+        let clock = ContinuousClock()
+        let start = clock.now
+        var measurement = try await source.measure(step: 0)
+        var model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
+        let ones = [Double](repeating: 1, count: measurement.layers.count)
+        let initialRates = model.rates(factors: ones)
+        report.figure1Before = Figure1.rows(measurement, rates: initialRates)
+        let spreadBefore = Initializer.spread(initialRates)
+        log("[algorithm 2] pass 1: change rates span ×\(fmt(spreadBefore)) (\(options.rateMeasure.rawValue))")
+        var cumulative = ones
+        var passes = 1, steps = 0
+        var rates = initialRates
+        var converged = false
+        let homogeneous = model.scales.isHomogeneous
+        while passes <= options.maxIterations {
+            let solution = try model.solve(from: ones, damping: options.damping, tolerance: options.tolerance,
+                                           maxSteps: options.modelStepsPerPass)
+            steps += solution.steps
+            if solution.steps == 0 { converged = true; break }
+            try await source.apply(model.directives(factors: solution.factors))
+            for k in cumulative.indices { cumulative[k] *= solution.factors[k] }
+            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0)
+            passes += 1
+            model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
+            rates = model.rates(factors: ones)
+            let mean = ChangeRateModel.geometricMean(rates)
+            converged = rates.allSatisfy { abs($0 / mean - 1) <= options.tolerance }
+            log("[algorithm 2] pass \(passes): \(solution.steps) model step(s), change rates span ×\(fmt(Initializer.spread(rates)))\(converged ? ", converged" : "")")
+            if converged || (homogeneous && solution.converged) { break }
+        }
+        for k in cumulative.indices { report.layers[k].betweenLayerFactor = cumulative[k] }
+        report.figure1After = Figure1.rows(measurement, rates: rates)
+        report.algorithm2 = InitReport.Algorithm2(
+            rateMeasure: options.rateMeasure.rawValue, homogeneous: homogeneous,
+            nonHomogeneousLayers: model.scales.nonHomogeneousLayers, passes: passes, modelSteps: steps,
+            converged: converged, rateSpreadBefore: spreadBefore, rateSpreadAfter: Initializer.spread(rates),
+            seconds: (clock.now - start) / .seconds(1))
+    }
+
+    /// Channels with zero (or float32-noise-level) standard deviation.
+    static func deadChannels(_ moments: ChannelMoments) -> [Int] {
+        let std = moments.standardDeviation
+        return std.indices.filter { c in !(std[c] > 1e-6 * abs(moments.mean[c])) || std[c] == 0 }
+    }
+
+    static func summary(_ moments: ChannelMoments) -> InitReport.ChannelSummary {
+        let std = moments.standardDeviation
+        return .init(meanMin: moments.mean.min() ?? 0, meanMax: moments.mean.max() ?? 0,
+                     stdMin: std.min() ?? 0, stdMax: std.max() ?? 0)
+    }
+
+    /// Largest over smallest rate.
+    static func spread(_ rates: [Double]) -> Double { (rates.max() ?? 1) / (rates.min() ?? 1) }
+}
+
+func fmt(_ x: Double) -> String {
+    let magnitude = abs(x)
+    if magnitude != 0 && (magnitude < 1e-3 || magnitude >= 1e5) {
+        return String(describing: (x * 1e4).rounded() / 1e4 == 0 ? x : x)
+            .replacingOccurrences(of: "e-0", with: "e-").replacingOccurrences(of: "e+", with: "e")
+    }
+    return String((x * 1000).rounded() / 1000)
+}
+
+extension LayerKind {
+    var isDeconvolution: Bool { if case .deconvolution = self { true } else { false } }
+}
+
+extension Graph.Node {
+    /// Groups of a (de)convolution, 1 otherwise.
+    var groups: Int {
+        switch kind {
+        case .convolution(let p), .deconvolution(let p): p.groups
+        default: 1
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import MagicInitCore
+
+/// Per-column sums over the weight matrix of an affine layer reshaped to
+/// `(rows, fan-in)`, with columns indexed `(c, kh, kw)` (convolution; `c` over all input
+/// channels, groups included) or by flattened input feature (inner product). See
+/// ``MagicInitAlgorithms/LayerMeasurement``.
+enum ColumnStatistics {
+    /// Columns per channel of the affine layer's bottom blob.
+    static func columnsPerChannel(_ node: Graph.Node, bottom: [Int]) -> Int {
+        switch node.kind {
+        case .convolution(let p): p.kernel.h * p.kernel.w
+        case .innerProduct: bottom.dropFirst(2).reduce(1, *)
+        default: 1
+        }
+    }
+
+    /// `Σ_rows v²` per column of a weight-shaped tensor (the weights or their gradient).
+    /// - Parameter weight: `(O, C/g, kH, kW)`, `(O, F)`, or deconvolution `(C, O/g, kH, kW)`.
+    /// - Returns: one sum per column (`C·kH·kW`, `F`, or `C` for deconvolution).
+    static func rowSquares(_ node: Graph.Node, weight: Tensor, bottomChannels: Int) -> [Double] {
+        let w = weight.data
+        switch node.kind {
+        case .convolution(let p):
+            let o = weight.shape[0], perGroupIn = weight.shape[1], k = p.kernel.h * p.kernel.w
+            let outPerGroup = o / p.groups
+            var sums = [Double](repeating: 0, count: bottomChannels * k)
+            for row in 0..<o {
+                let base = (row / outPerGroup) * perGroupIn * k
+                let rowStart = row * perGroupIn * k
+                for j in 0..<(perGroupIn * k) {
+                    let v = Double(w[rowStart + j])
+                    sums[base + j] += v * v
+                }
+            }
+            return sums
+        case .innerProduct:
+            let o = weight.shape[0], f = weight.shape[1]
+            var sums = [Double](repeating: 0, count: f)
+            for row in 0..<o {
+                for j in 0..<f {
+                    let v = Double(w[row * f + j])
+                    sums[j] += v * v
+                }
+            }
+            return sums
+        default:
+            // Deconvolution (C, O/g, kH, kW): one column per input channel.
+            let c = weight.shape[0], per = weight.count / max(c, 1)
+            return (0..<c).map { i in (0..<per).reduce(0.0) { $0 + Double(w[i * per + $1]) * Double(w[i * per + $1]) } }
+        }
+    }
+
+    /// `Σ x(j)²` per column over the first `images` images and every output position:
+    /// for a convolution the input value each kernel tap `(c, kh, kw)` reads (zero in the
+    /// padding); for an inner product each input feature; for a deconvolution each input
+    /// channel. Returns the sums and the number of samples per column.
+    /// - Complexity: `images · C · kH · kW · H' · W'` for a convolution.
+    static func inputSquares(_ node: Graph.Node, x: Tensor, images: Int, outputShape: [Int]) -> (sums: [Double], count: Int64) {
+        let d = x.data
+        switch node.kind {
+        case .convolution(let p):
+            let c = x.shape[1], h = x.shape[2], w = x.shape[3]
+            let oh = outputShape[2], ow = outputShape[3]
+            let kh = p.kernel.h, kw = p.kernel.w
+            var sums = [Double](repeating: 0, count: c * kh * kw)
+            var squares = [Double](repeating: 0, count: h * w)
+            for n in 0..<images {
+                for ch in 0..<c {
+                    let plane = (n * c + ch) * h * w
+                    for i in 0..<(h * w) { let v = Double(d[plane + i]); squares[i] = v * v }
+                    for a in 0..<kh {
+                        for b in 0..<kw {
+                            var total = 0.0
+                            for y in 0..<oh {
+                                let iy = y * p.stride.h - p.pad.h + a * p.dilation.h
+                                guard iy >= 0 && iy < h else { continue }
+                                let row = iy * w
+                                for xo in 0..<ow {
+                                    let ix = xo * p.stride.w - p.pad.w + b * p.dilation.w
+                                    if ix >= 0 && ix < w { total += squares[row + ix] }
+                                }
+                            }
+                            sums[(ch * kh + a) * kw + b] += total
+                        }
+                    }
+                }
+            }
+            return (sums, Int64(images * oh * ow))
+        case .innerProduct:
+            let f = x.count / x.shape[0]
+            var sums = [Double](repeating: 0, count: f)
+            for n in 0..<images {
+                for j in 0..<f { let v = Double(d[n * f + j]); sums[j] += v * v }
+            }
+            return (sums, Int64(images))
+        default:
+            let c = x.shape[1], plane = x.shape.dropFirst(2).reduce(1, *)
+            var sums = [Double](repeating: 0, count: c)
+            for n in 0..<images {
+                for ch in 0..<c {
+                    let base = (n * c + ch) * plane
+                    for i in 0..<plane { let v = Double(d[base + i]); sums[ch] += v * v }
+                }
+            }
+            return (sums, Int64(images * plane))
+        }
+    }
+}

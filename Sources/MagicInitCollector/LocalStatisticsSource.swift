@@ -1,0 +1,54 @@
+import MagicInitAlgorithms
+import MagicInitCore
+import MagicInitStatistics
+
+/// The in-process ``StatisticsSource``: one ``ChunkCollector`` holding every chunk,
+/// partial statistics merged in chunk order (Chan's formula for moments).
+public actor LocalStatisticsSource: StatisticsSource {
+    public nonisolated let graph: Graph
+    private let collector: ChunkCollector
+    private let seed: UInt64
+
+    /// - Parameters:
+    ///   - images: all sample images, `(N, 3, H, W)`, split into chunks of `chunkSize` in order.
+    ///   - seed: seed of the top gradients η.
+    public init(network: Network, images: Tensor, chunkSize: Int, seed: UInt64, threads: Int? = nil) throws {
+        let collector = try ChunkCollector(network: network, chunkSize: chunkSize, threads: threads)
+        try collector.add(LocalStatisticsSource.chunks(of: images, size: chunkSize))
+        self.collector = collector
+        self.graph = collector.graph
+        self.seed = seed
+    }
+
+    /// `images` cut into chunks of `size` images in order (the last may be smaller).
+    public static func chunks(of images: Tensor, size: Int) -> [Chunk] {
+        let n = images.shape[0], perImage = images.count / max(n, 1)
+        return stride(from: 0, to: n, by: size).enumerated().map { index, first in
+            let count = min(size, n - first)
+            return Chunk(index: index, firstImage: first,
+                         images: Tensor(shape: [count] + images.shape.dropFirst(), data: Array(images.data[(first * perImage)..<((first + count) * perImage)])))
+        }
+    }
+
+    public func apply(_ directives: [WeightDirective]) async throws {
+        try collector.apply(directives)
+    }
+
+    public func outputMoments(layer: String) async throws -> ChannelMoments {
+        let parts = try collector.outputMoments(layer: layer)
+        var merged = ChannelMoments(channelCount: parts[0].moments.channelCount)
+        for part in parts { merged.merge(part.moments) }
+        return merged
+    }
+
+    public func measure(step: Int) async throws -> NetworkMeasurement {
+        let parts = try collector.measure(step: step, seed: seed)
+        var merged = parts[0].measurement
+        for part in parts.dropFirst() { merged.merge(part.measurement) }
+        return merged
+    }
+
+    public func parameters() async throws -> ParameterSet {
+        try collector.engine.parameters()
+    }
+}

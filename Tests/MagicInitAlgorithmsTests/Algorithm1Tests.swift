@@ -1,0 +1,69 @@
+import Testing
+import MagicInitAlgorithms
+import MagicInitCollector
+import MagicInitCore
+import MagicInitStatistics
+
+/// Algorithm 1 (Krähenbühl et al. 2016, §3.1) on real photographs: every channel of every
+/// affine layer ends with mean β and unit standard deviation, checked by an independent
+/// forward pass of the written weights.
+@Suite struct Algorithm1Tests {
+    func runWithinLayer(_ network: Network, size: Int, chunkSize: Int) async throws -> (ParameterSet, InitReport, Tensor) {
+        let images = try SamplePhotos.load(size: size)
+        var options = InitOptions()
+        options.mode = .withinLayer
+        options.seed = 11
+        let source = try LocalStatisticsSource(network: network, images: images, chunkSize: chunkSize, seed: options.seed)
+        let (parameters, report) = try await Initializer(options: options).run(source, images: images.shape[0])
+        return (parameters, report, images)
+    }
+
+    func expectNormalised(_ network: Network, _ parameters: ParameterSet, _ images: Tensor, beta: Double) throws {
+        var worstMean = 0.0, worstStd = 0.0
+        for (layer, moments) in try affineOutputMoments(network, parameters: parameters, images: images) {
+            for c in 0..<moments.channelCount {
+                worstMean = max(worstMean, abs(moments.mean[c] - beta))
+                worstStd = max(worstStd, abs(moments.standardDeviation[c] - 1))
+            }
+            #expect(moments.count > 0, "\(layer) saw no data")
+        }
+        #expect(worstMean <= 1e-3, "largest |mean − β| = \(worstMean)")
+        #expect(worstStd <= 1e-3, "largest |std − 1| = \(worstStd)")
+    }
+
+    @Test func test_smallNetwork_everyChannel_meanBetaUnitStd() async throws {
+        let network = BuiltinNetworks.small()
+        let (parameters, report, images) = try await runWithinLayer(network, size: 32, chunkSize: 3)
+        try expectNormalised(network, parameters, images, beta: 0.1)
+        #expect(report.layers.allSatisfy { $0.deadChannels.isEmpty })
+        #expect(!parameters.values.contains { $0.data.contains { !$0.isFinite } })
+    }
+
+    @Test func test_caffeNetReducedInput_everyChannel_meanBetaUnitStd() async throws {
+        let network = BuiltinNetworks.caffeNet(inputSize: 67)
+        let (parameters, _, images) = try await runWithinLayer(network, size: 67, chunkSize: 4)
+        try expectNormalised(network, parameters, images, beta: 0.1)
+    }
+
+    @Test func test_constantChannel_noNaN_reportNamesChannel() async throws {
+        // A depthwise convolution of images whose first colour channel is constant: its
+        // output channel 0 is constant whatever the weights, so every redraw fails.
+        var b = NetworkBuilder(name: "constant", shape: [3, 16, 16])
+        b.conv("dw", 3, kernel: 3, groups: 3); b.relu("relu")
+        b.innerProduct("fc", 4)
+        let network = b.network
+        var images = try SamplePhotos.load(size: 16)
+        let plane = 16 * 16
+        for n in 0..<images.shape[0] { for i in 0..<plane { images.data[n * 3 * plane + i] = 7 } }
+        var options = InitOptions()
+        options.mode = .withinLayer
+        let source = try LocalStatisticsSource(network: network, images: images, chunkSize: 3, seed: 0)
+        let (parameters, report) = try await Initializer(options: options).run(source, images: images.shape[0])
+        #expect(report.layers[0].deadChannels == [0], "dead channels reported: \(report.layers[0].deadChannels)")
+        #expect(report.layers[0].redraws == options.deadChannelRetries)
+        #expect(!parameters.values.contains { $0.data.contains { !$0.isFinite } }, "a parameter is inf or NaN")
+        let moments = try affineOutputMoments(network, parameters: parameters, images: images)
+        #expect(abs(moments[0].1.mean[0] - 0.1) < 1e-4, "dead channel centred at β: \(moments[0].1.mean[0])")
+        for c in 1..<3 { #expect(abs(moments[0].1.standardDeviation[c] - 1) < 1e-3) }
+    }
+}
