@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MagicInitEngine", targets: ["MagicInitEngine"]),
         .library(name: "MagicInitImages", targets: ["MagicInitImages"]),
         .library(name: "MagicInitReference", targets: ["MagicInitReference"]),
+        .library(name: "MagicInitFormats", targets: ["MagicInitFormats"]),
         .library(name: "MagicInitStatistics", targets: ["MagicInitStatistics"]),
         .library(name: "MagicInitAlgorithms", targets: ["MagicInitAlgorithms"]),
         .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
@@ -17,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System-library shims (Debian packages installed by scripts/setup); nothing else.
@@ -43,6 +45,12 @@ let package = Package(
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
+        // Caffe prototxt/caffemodel, ONNX and safetensors in and out (generated protobuf code
+        // committed; see scripts/generate-protos).
+        .target(
+            name: "MagicInitFormats",
+            dependencies: ["MagicInitCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Protos"]),
 
         .executableTarget(
             name: "mi-bench-engine",
@@ -64,6 +72,10 @@ let package = Package(
         .testTarget(
             name: "MagicInitImagesTests",
             dependencies: ["MagicInitCore", "MagicInitImages"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "MagicInitFormatsTests",
+            dependencies: ["MagicInitFormats", "MagicInitCore"],
             resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

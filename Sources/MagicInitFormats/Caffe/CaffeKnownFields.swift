@@ -1,0 +1,48 @@
+/// Every field name of the official Caffe schema (BVLC/caffe `caffe.proto`, all messages).
+/// A prototxt field with one of these names that MagicInit's minimal schema leaves out
+/// (fillers, `param { lr_mult }`, `engine`, solver fields, ...) has no effect on inference
+/// and is skipped with a note; any other unknown name is a typo and an error.
+enum CaffeKnownFields {
+    static let names: Set<String> = [
+        "accuracy_param", "across_channels", "alpha", "argmax_param", "average_loss", "axis",
+        "backend", "base", "base_lr", "batch_norm_param", "batch_size", "batchsize", "beta",
+        "bg_threshold", "bias_filler", "bias_param", "bias_term", "biasterm", "blob_share_mode",
+        "blobs", "blobs_lr", "bottom", "cache_images", "channel_shared", "channels",
+        "clip_gradients", "clip_param", "coeff", "concat_dim", "concat_param", "context_pad",
+        "contrastive_loss_param", "convolution_param", "crop_mode", "crop_param", "crop_size",
+        "cropsize", "current_step", "data", "data_filler", "data_param", "debug_info",
+        "decay_mult", "delta", "det_bg_threshold", "det_context_pad", "det_crop_mode",
+        "det_fg_fraction", "det_fg_threshold", "device_id", "diff", "dilation", "dim", "display",
+        "double_data", "double_diff", "dropout_param", "dropout_ratio", "dummy_data_param",
+        "eltwise_param", "elu_param", "embed_param", "encoded", "end_axis", "engine", "eps",
+        "exclude", "exp_param", "expose_hidden", "fg_fraction", "fg_threshold", "file_name",
+        "filler", "flatten_param", "float_data", "force_backward", "force_color",
+        "force_encoded_color", "force_gray", "force_nd_im2col", "gamma", "global_pooling", "group",
+        "hdf5_data_param", "hdf5_output_param", "height", "hinge_loss_param", "history",
+        "ignore_label", "image_data_param", "include", "infogain_loss_param",
+        "inner_product_param", "input", "input_dim", "input_param", "input_shape", "is_color",
+        "iter", "iter_size", "k", "kernel_h", "kernel_size", "kernel_w", "kernelsize", "label",
+        "layer", "layer_wise_reduce", "layers", "learned_net", "legacy_version", "level",
+        "local_size", "log_param", "loss_param", "loss_weight", "lr_mult", "lr_policy",
+        "lrn_param", "margin", "max", "max_iter", "max_level", "mean", "mean_file", "mean_value",
+        "meanfile", "memory_data_param", "min", "min_level", "mirror", "module", "momentum",
+        "momentum2", "moving_average_fraction", "mvn_param", "name", "negative_slope", "net",
+        "net_param", "new_channels", "new_height", "new_num", "new_width", "norm", "norm_region",
+        "normalization", "normalize", "normalize_variance", "not_stage", "num", "num_axes",
+        "num_output", "offset", "operation", "out_max_val", "pad", "pad_h", "pad_w", "param",
+        "param_str", "parameter_param", "phase", "pool", "pooling_param", "power", "power_param",
+        "prefetch", "prelu_param", "propagate_down", "pyramid_height", "python_param", "rand_skip",
+        "random_seed", "recurrent_param", "reduction_param", "regularization_type", "relu_param",
+        "reshape_param", "rms_decay", "root_folder", "round_mode", "scale", "scale_param", "shape",
+        "share_in_parallel", "share_mode", "shift", "shuffle", "shuffle_images", "sigmoid_param",
+        "slice_dim", "slice_param", "slice_point", "snapshot", "snapshot_after_train",
+        "snapshot_diff", "snapshot_format", "snapshot_prefix", "softmax_param", "solver_mode",
+        "solver_type", "source", "sparse", "spp_param", "stable_prod_grad", "stage", "state",
+        "std", "stepsize", "stepvalue", "stride", "stride_h", "stride_w", "swish_param",
+        "tanh_param", "test_compute_loss", "test_initialization", "test_interval", "test_iter",
+        "test_net", "test_net_param", "test_state", "threshold", "threshold_param", "tile_param",
+        "tiles", "top", "top_k", "train_net", "train_net_param", "train_state", "transform_param",
+        "transpose", "type", "use_global_stats", "value", "variance_norm", "weight_decay",
+        "weight_filler", "weights", "width", "window_data_param",
+    ]
+}
