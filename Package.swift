@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "MagicInitAlgorithms", targets: ["MagicInitAlgorithms"]),
         .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
+        .executable(name: "mi-coordinator", targets: ["mi-coordinator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,6 +53,15 @@ let package = Package(
             dependencies: ["MagicInitCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Protos"]),
 
+        // The embedded sample photographs (Public Domain / CC0), the main job's default input.
+        .target(name: "MagicInitSamples", resources: [.copy("photos")]),
+
+        .executableTarget(
+            name: "mi-coordinator",
+            dependencies: [
+                "MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitEngine", "MagicInitFormats", "MagicInitImages",
+                "MagicInitSamples", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "mi-bench-engine",
             dependencies: [

@@ -8,3 +8,4 @@ int omp_get_max_threads(void);
 
 // `DNNL_MEMORY_ALLOCATE` is `((void *)(size_t)-1)` in C and does not import into Swift.
 static inline void *mi_dnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }
+#include <malloc.h>  // mallopt, for ProcessTuning

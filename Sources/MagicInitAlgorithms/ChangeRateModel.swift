@@ -111,6 +111,8 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
     case vanishingChangeRate(layer: String)
     case nonFinite(layer: String, what: String)
     case noAffineLayers
+    case unknownLayer(String)
+    case badDirective(layer: String, reason: String)
 
     public var description: String {
         switch self {
@@ -118,6 +120,8 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
             "layer '\(layer)': its change rate is zero or not finite (no gradient reaches it, or its weights are all zero); Algorithm 2 cannot balance it"
         case .nonFinite(let layer, let what): "layer '\(layer)': \(what) is not finite"
         case .noAffineLayers: "the network has no convolution, deconvolution or inner product layer to initialise"
+        case .unknownLayer(let layer): "no layer '\(layer)' in this network"
+        case .badDirective(let layer, let reason): "layer '\(layer)': \(reason)"
         }
     }
 }

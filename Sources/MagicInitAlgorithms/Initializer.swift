@@ -92,7 +92,7 @@ public struct Initializer: Sendable {
         let graph = source.graph
         let clock = ContinuousClock()
         let start = clock.now
-        var measurement = try await source.measure(step: 0)
+        var measurement = try await source.measure(step: 0, weightGradients: options.rateMeasure == .weightGradient)
         var model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
         let ones = [Double](repeating: 1, count: measurement.layers.count)
         let initialRates = model.rates(factors: ones)
@@ -111,7 +111,8 @@ public struct Initializer: Sendable {
             if solution.steps == 0 { converged = true; break }
             try await source.apply(model.directives(factors: solution.factors))
             for k in cumulative.indices { cumulative[k] *= solution.factors[k] }
-            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0)
+            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0,
+                                                    weightGradients: options.rateMeasure == .weightGradient)
             passes += 1
             model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
             rates = model.rates(factors: ones)

@@ -20,8 +20,9 @@ public protocol StatisticsSource: Sendable {
 
     /// One full measurement pass for Algorithm 2 and the paper's Figure 1: forward over all
     /// images, the random linear loss `ℓ = η · z_N` with `η ~ N(0, I)` drawn per image from
-    /// stream `("eta", step, image)`, backward to weights.
-    func measure(step: Int) async throws -> NetworkMeasurement
+    /// stream `("eta", step, image)`, backward to the data (and to the weights when
+    /// `weightGradients`, which only the weight-gradient rate measure needs).
+    func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement
 
     /// The current weights, by parameter key, Caffe layouts.
     func parameters() async throws -> ParameterSet
@@ -46,7 +47,8 @@ public struct LayerMeasurement: Sendable, Equatable {
     public var outputGradientNorm: SquaredNormSum
     /// `Σ y_k(i)²` per output channel over images and positions (per-weight rate spread).
     public var outputGradientSquares: SquareSums
-    /// `Σ_rows (∂ℓ/∂W)²` per column of each chunk's summed weight gradient; `count` = chunks.
+    /// `Σ_rows (∂ℓ/∂W)²` per column of each chunk's summed weight gradient; `count` = chunks
+    /// (empty when the pass did not compute weight gradients).
     public var weightGradientSquares: SquareSums
     /// `Σ_rows W²` per column of the current weights (identical on every replica).
     public var weightSquares: [Double]

@@ -34,12 +34,17 @@ public final class ChunkCollector {
     public let graph: Graph
     public let engine: Engine
     private var chunks: [Chunk] = []
+    private var replica: WeightReplica
 
     /// Algorithm 1 state: the last node run for every chunk, the blobs still needed after
     /// it (per chunk), and the same after the layer asked for last (not yet committed).
     private var frontier = -1
     private var committed: [Int: [Int: Tensor]] = [:]
     private var pending: (node: Int, blobs: [Int: [Int: Tensor]])?
+    /// Every committed Algorithm 1 step: the layer, its parameters when its output was
+    /// computed, and the affine map applied to that output. Replaying it rebuilds the cached
+    /// activations of a chunk adopted mid-run bit for bit.
+    private var history: [(node: Int, parameters: ParameterSet, scale: [Double], shift: [Double])] = []
 
     /// - Parameters:
     ///   - network: the network to initialise (a trailing Softmax is dropped).
@@ -48,6 +53,8 @@ public final class ChunkCollector {
     public init(network: Network, chunkSize: Int, threads: Int? = nil) throws {
         graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
         engine = try Engine(graph: graph, options: .init(threads: threads))
+        replica = WeightReplica(graph: graph)
+        try engine.setParameters(replica.parameters)
     }
 
     /// `network` without Softmax layers whose top nothing reads.
@@ -69,8 +76,33 @@ public final class ChunkCollector {
                 throw EngineError.blobShape(blob: "chunk \(chunk.index)", expected: input, actual: chunk.images.shape)
             }
         }
-        chunks.append(contentsOf: newChunks)
+        let known = Set(chunks.map(\.index))
+        let fresh = newChunks.filter { !known.contains($0.index) }
+        chunks.append(contentsOf: fresh)
         chunks.sort { $0.index < $1.index }
+        if frontier >= 0 { try replayAlgorithm1(for: fresh) }
+    }
+
+    /// Rebuilds Algorithm 1's cached activations for chunks joining after it started, by
+    /// running each committed step exactly as it first ran: the layer's weights as they were
+    /// then, the forward pass from the previous step, the same affine map.
+    private func replayAlgorithm1(for newChunks: [Chunk]) throws {
+        defer { try? engine.setParameters(replica.parameters) }
+        let live = liveBlobs(after: frontier)
+        for chunk in newChunks {
+            try engine.setInput(padded(chunk.images))
+            var previous = -1
+            for step in history {
+                try engine.setParameters(step.parameters)
+                try engine.forward(nodes: (previous + 1)..<(step.node + 1))
+                let top = graph.nodes[step.node].tops[0]
+                try engine.setValue(ChunkCollector.affine(try engine.value(of: top), scale: step.scale, shift: step.shift), of: top)
+                previous = step.node
+            }
+            var keep: [Int: Tensor] = [:]
+            for blob in live { keep[blob] = try engine.value(of: blob) }
+            committed[chunk.index] = keep
+        }
     }
 
     public var chunkIndices: [Int] { chunks.map(\.index) }
@@ -81,93 +113,25 @@ public final class ChunkCollector {
     /// the layer they touch, when it is an affine map of that output).
     public func apply(_ directives: [WeightDirective]) throws {
         for directive in directives {
-            guard let nodeIndex = graph.node(named: directive.layer) else { throw EngineError.unknownParameter(directive.layer) }
-            let node = graph.nodes[nodeIndex]
-            switch directive {
-            case .gaussian(_, let seed, let std):
-                var update: ParameterSet = [:]
-                for spec in node.parameters {
-                    update[spec.key] = spec.role == .weight ? GaussianWeights.generate(spec: spec, seed: seed, std: std) : Tensor(shape: spec.shape)
-                }
-                try engine.setParameters(update)
-                pending = nil
-            case .redrawRows(_, let rows, let seed, let std, let attempt):
-                let spec = node.parameters[0]
-                var weight = try engine.parameterValue(spec.key)
-                let fresh = GaussianWeights.generate(spec: spec, seed: seed, std: std, attempt: attempt)
-                let rowLength = spec.count / spec.shape[0]
-                for row in rows where row < spec.shape[0] {
-                    for j in (row * rowLength)..<((row + 1) * rowLength) { weight.data[j] = fresh.data[j] }
-                }
-                var update: ParameterSet = [spec.key: weight]
-                if node.parameters.count > 1 {
-                    var bias = try engine.parameterValue(node.parameters[1].key)
-                    for row in rows where row < bias.count { bias.data[row] = 0 }
-                    update[node.parameters[1].key] = bias
-                }
-                try engine.setParameters(update)
-                pending = nil
-            case .affine(_, let rowScale, let columnScale, let shift):
-                try applyAffine(node: node, rowScale: rowScale, columnScale: columnScale, shift: shift)
-                if let p = pending, p.node == nodeIndex, columnScale.allSatisfy({ $0 == 1 }) {
-                    var blobs = p.blobs
-                    let top = node.tops[0]
-                    for chunk in blobs.keys { blobs[chunk]![top] = ChunkCollector.affine(blobs[chunk]![top]!, scale: rowScale, shift: shift) }
-                    committed = blobs
-                    frontier = nodeIndex
-                }
-                pending = nil
-            case .set(let key, let value):
-                try engine.setParameters([key: value])
-                pending = nil
+            let nodeIndex = graph.node(named: directive.layer)
+            let before = nodeIndex.map { graph.nodes[$0].parameters.reduce(into: ParameterSet()) { $0[$1.key] = replica.parameters[$1.key] } }
+            let changed = try replica.apply(directive)
+            try engine.setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
+            if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, let p = pending, p.node == nodeIndex,
+               columnScale.allSatisfy({ $0 == 1 }) {
+                var blobs = p.blobs
+                let top = graph.nodes[nodeIndex].tops[0]
+                for chunk in blobs.keys { blobs[chunk]![top] = ChunkCollector.affine(blobs[chunk]![top]!, scale: rowScale, shift: shift) }
+                committed = blobs
+                frontier = nodeIndex
+                history.append((nodeIndex, before ?? [:], rowScale, shift))
             }
+            pending = nil
         }
     }
 
-    private func applyAffine(node: Graph.Node, rowScale: [Double], columnScale: [Double], shift: [Double]) throws {
-        let spec = node.parameters[0]
-        var weight = try engine.parameterValue(spec.key)
-        let bottomShape = graph.blobs[node.bottoms[0]].shape
-        let columns = columnScale.isEmpty ? [Double](repeating: 1, count: bottomShape[1]) : columnScale
-        switch node.kind {
-        case .convolution(let p):
-            let o = spec.shape[0], inPerGroup = spec.shape[1], k = spec.shape[2] * spec.shape[3]
-            for row in 0..<o {
-                let group = row / (o / p.groups)
-                for ci in 0..<inPerGroup {
-                    let factor = Float(rowScale[row] * columns[group * inPerGroup + ci])
-                    let base = (row * inPerGroup + ci) * k
-                    for j in base..<(base + k) { weight.data[j] *= factor }
-                }
-            }
-        case .deconvolution(let p):
-            let c = spec.shape[0], outPerGroup = spec.shape[1], k = spec.shape[2] * spec.shape[3]
-            let inPerGroup = c / p.groups
-            for ci in 0..<c {
-                let group = ci / inPerGroup
-                for oi in 0..<outPerGroup {
-                    let factor = Float(rowScale[group * outPerGroup + oi] * columns[ci])
-                    let base = (ci * outPerGroup + oi) * k
-                    for j in base..<(base + k) { weight.data[j] *= factor }
-                }
-            }
-        default:
-            let o = spec.shape[0], f = spec.shape[1]
-            let perChannel = max(f / columns.count, 1)
-            for row in 0..<o {
-                for j in 0..<f { weight.data[row * f + j] *= Float(rowScale[row] * columns[j / perChannel]) }
-            }
-        }
-        var update: ParameterSet = [spec.key: weight]
-        if node.parameters.count > 1 {
-            var bias = try engine.parameterValue(node.parameters[1].key)
-            for o in 0..<bias.count { bias.data[o] = Float(Double(bias.data[o]) * rowScale[o] + shift[o]) }
-            update[node.parameters[1].key] = bias
-        } else if shift.contains(where: { $0 != 0 }) {
-            throw EngineError.missingParameter("\(node.name).bias (Algorithm 1 needs a bias to centre the layer at β)")
-        }
-        try engine.setParameters(update)
-    }
+    /// The weights this replica holds.
+    public var parameters: ParameterSet { replica.parameters }
 
     /// `scale[c] · x + shift[c]` per channel (axis 1) of a row-major tensor.
     static func affine(_ x: Tensor, scale: [Double], shift: [Double]) -> Tensor {
@@ -197,14 +161,17 @@ public final class ChunkCollector {
     /// Per chunk (in chunk order): the moments of affine node `layer`'s output over the
     /// chunk's real images, computing forward from the committed state of the previous
     /// Algorithm 1 step (the prefix is never re-run).
-    public func outputMoments(layer: String) throws -> [(chunk: Int, moments: ChannelMoments)] {
+    /// - Parameter only: restrict to these chunks (default: every chunk held).
+    public func outputMoments(layer: String, only: Set<Int>? = nil) throws -> [(chunk: Int, moments: ChannelMoments)] {
         guard let target = graph.node(named: layer) else { throw EngineError.unknownParameter(layer) }
-        precondition(target > frontier, "Algorithm 1 layers must be asked in topological order")
+        guard target > frontier else {
+            throw EngineError.missingParameter("Algorithm 1 asked for \(layer) after a later layer; layers must come in topological order")
+        }
         let live = liveBlobs(after: target)
         let top = graph.nodes[target].tops[0]
         var results: [(Int, ChannelMoments)] = []
-        var after: [Int: [Int: Tensor]] = [:]
-        for chunk in chunks {
+        var after: [Int: [Int: Tensor]] = pending?.node == target ? pending!.blobs : [:]
+        for chunk in chunks where only?.contains(chunk.index) ?? true {
             if frontier < 0 {
                 try engine.setInput(padded(chunk.images))
             } else {
@@ -226,10 +193,21 @@ public final class ChunkCollector {
 
     /// Per chunk (in chunk order): a full measurement pass with the random linear loss
     /// `ℓ = η · z_N`, `η` from stream `("eta", step, image)` with `seed`.
-    public func measure(step: Int, seed: UInt64) throws -> [(chunk: Int, measurement: NetworkMeasurement)] {
+    public func measure(step: Int, seed: UInt64, weightGradients: Bool, only: Set<Int>? = nil) throws -> [(chunk: Int, measurement: NetworkMeasurement)] {
+        // Algorithm 1 is over once measurements start: its caches are no longer needed.
+        committed = [:]
+        pending = nil
+        history = []
+        frontier = graph.nodes.count
         let outputs = graph.outputs
         var results: [(Int, NetworkMeasurement)] = []
-        for chunk in chunks {
+        // Identical for every chunk: computed once per pass.
+        var weightSquares: [String: [Double]] = [:]
+        for node in graph.nodes where node.kind.isAffine {
+            let channels = graph.blobs[node.bottoms[0]].shape[1]
+            weightSquares[node.name] = ColumnStatistics.rowSquares(node, weight: replica.parameters[node.parameters[0].key]!, bottomChannels: channels)
+        }
+        for chunk in chunks where only?.contains(chunk.index) ?? true {
             try engine.setInput(padded(chunk.images))
             try engine.forward()
             for output in outputs {
@@ -242,7 +220,7 @@ public final class ChunkCollector {
                 }
                 try engine.setGradient(eta, of: output)
             }
-            try engine.backward(weights: true)
+            try engine.backward(weights: weightGradients)
             var layers: [LayerMeasurement] = []
             for node in graph.nodes where node.kind.isAffine {
                 let bottomShape = graph.blobs[node.bottoms[0]].shape
@@ -250,8 +228,7 @@ public final class ChunkCollector {
                 let x = try engine.value(of: node.bottoms[0])
                 let z = firstImages(try engine.value(of: node.tops[0]), chunk.imageCount)
                 let y = firstImages(try engine.gradient(of: node.tops[0]), chunk.imageCount)
-                let weight = try engine.parameterValue(node.parameters[0].key)
-                let dW = try engine.parameterGradient(node.parameters[0].key)
+                let dW = weightGradients ? try engine.parameterGradient(node.parameters[0].key) : nil
                 let (inSums, inCount) = ColumnStatistics.inputSquares(node, x: x, images: chunk.imageCount, outputShape: topShape)
                 layers.append(LayerMeasurement(
                     layer: node.name, rows: topShape[1],
@@ -260,8 +237,9 @@ public final class ChunkCollector {
                     inputSquares: SquareSums(count: inCount, sumOfSquares: inSums),
                     outputGradientNorm: SquaredNormSum(accumulating: y),
                     outputGradientSquares: SquareSums(accumulating: y),
-                    weightGradientSquares: SquareSums(count: 1, sumOfSquares: ColumnStatistics.rowSquares(node, weight: dW, bottomChannels: bottomShape[1])),
-                    weightSquares: ColumnStatistics.rowSquares(node, weight: weight, bottomChannels: bottomShape[1])))
+                    weightGradientSquares: dW.map { SquareSums(count: 1, sumOfSquares: ColumnStatistics.rowSquares(node, weight: $0, bottomChannels: bottomShape[1])) }
+                        ?? SquareSums(channelCount: 0),
+                    weightSquares: weightSquares[node.name]!))
             }
             results.append((chunk.index, NetworkMeasurement(layers: layers)))
         }

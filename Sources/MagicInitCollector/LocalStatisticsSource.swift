@@ -41,14 +41,14 @@ public actor LocalStatisticsSource: StatisticsSource {
         return merged
     }
 
-    public func measure(step: Int) async throws -> NetworkMeasurement {
-        let parts = try collector.measure(step: step, seed: seed)
+    public func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement {
+        let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients)
         var merged = parts[0].measurement
         for part in parts.dropFirst() { merged.merge(part.measurement) }
         return merged
     }
 
     public func parameters() async throws -> ParameterSet {
-        try collector.engine.parameters()
+        collector.parameters
     }
 }

@@ -69,16 +69,31 @@ public struct Philox: Sendable, Hashable {
     }
 
     /// `count` standard normal draws; element `i` depends only on `(seed, stream, i)`.
+    /// - Complexity: O(count); large requests are split into blocks generated in parallel
+    ///   (the values do not depend on the split).
     public func gaussians(count: Int, mean: Double = 0, std: Double = 1) -> [Float] {
-        var out = [Float](repeating: 0, count: count)
-        var i = 0
-        while i < count {
-            let (g0, g1) = gaussianPair(UInt64(i / 2))
-            out[i] = Float(mean + std * g0)
-            if i + 1 < count { out[i + 1] = Float(mean + std * g1) }
-            i += 2
+        let block = 1 << 16  // even, so no pair straddles two blocks
+        let blocks = (count + block - 1) / block
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let base = buffer.baseAddress!
+            let fill = { (b: Int) in
+                var i = b * block
+                let end = min(count, i + block)
+                while i < end {
+                    let (g0, g1) = self.gaussianPair(UInt64(i / 2))
+                    (base + i).initialize(to: Float(mean + std * g0))
+                    if i + 1 < end { (base + i + 1).initialize(to: Float(mean + std * g1)) }
+                    i += 2
+                }
+            }
+            if blocks > 1 {
+                nonisolated(unsafe) let fill = fill
+                DispatchQueue.concurrentPerform(iterations: blocks) { fill($0) }
+            } else if blocks == 1 {
+                fill(0)
+            }
+            initialized = count
         }
-        return out
     }
 
     /// `count` uniform draws in `[low, high)`; element `i` depends only on `(seed, stream, i)`.

@@ -268,15 +268,24 @@ public final class Engine {
 
     static func download(_ memory: Memory, shape: [Int], userDesc: dnnl_memory_desc_t?, context: DNNLContext, label: String) throws -> Tensor {
         let target = try userDesc ?? plainDesc(shape)
-        var tensor = Tensor(shape: shape)
-        if descEqual(target, memory.desc) {
-            tensor.data.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: memory.floats, count: $0.count) }
-            return tensor
+        let count = shape.reduce(1, *)
+        // Filled by a copy or a reorder that writes every element: no zero-fill first.
+        var failure: Error?
+        let data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if descEqual(target, memory.desc) {
+                buffer.baseAddress!.update(from: memory.floats, count: count)
+            } else {
+                do {
+                    let user = try Memory(wrapping: UnsafeMutableRawPointer(buffer.baseAddress!), desc: target, context)
+                    try Reorder(from: memory.desc, to: target, context, "download of \(label)").run(memory, user, context)
+                } catch {
+                    failure = error
+                    buffer.baseAddress!.initialize(repeating: 0, count: count)
+                }
+            }
+            initialized = count
         }
-        try tensor.data.withUnsafeMutableBytes { raw in
-            let user = try Memory(wrapping: raw.baseAddress!, desc: target, context)
-            try Reorder(from: memory.desc, to: target, context, "download of \(label)").run(memory, user, context)
-        }
-        return tensor
+        if let failure { throw failure }
+        return Tensor(shape: shape, data: data)
     }
 }

@@ -1,0 +1,36 @@
+import Foundation
+
+extension InitReport {
+    /// A readable table: one row per affine layer with Algorithm 1's output statistics,
+    /// dead channels, Algorithm 2's factor, and the Figure-1 quantities before and after.
+    public func table() -> String {
+        var lines: [String] = []
+        func f(_ x: Double?, _ width: Int = 9) -> String {
+            guard let x else { return String(repeating: " ", count: width - 1) + "–" }
+            let text = abs(x) >= 1e4 || (abs(x) < 1e-3 && x != 0) ? String(format: "%.2e", x) : String(format: "%.4f", x)
+            return String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+        lines.append("\(network): \(images) images in chunks of \(chunkSize), mode \(options.mode.rawValue), β = \(options.bias)")
+        lines.append(pad("layer", 12) + pad("type", 14) + "   ch  " + " σ before(min…max)    dead" + "   factor R" + "     C before" + "      C after" + "  CV(C) after" + " CV(σ) after")
+        let before = Dictionary(uniqueKeysWithValues: (figure1Before ?? []).map { ($0.layer, $0) })
+        let after = Dictionary(uniqueKeysWithValues: (figure1After ?? []).map { ($0.layer, $0) })
+        for layer in layers {
+            let sigma = layer.before.map { f($0.stdMin, 9) + "…" + f($0.stdMax, 9).trimmingCharacters(in: .whitespaces) } ?? "        –"
+            lines.append(pad(layer.name, 12) + pad(layer.type, 14) + String(format: "%5d  ", layer.channels)
+                         + pad(sigma, 20) + String(format: "%6d ", layer.deadChannels.count)
+                         + f(layer.betweenLayerFactor, 11) + f(before[layer.name]?.changeRate, 13) + f(after[layer.name]?.changeRate, 13)
+                         + f(after[layer.name]?.changeRateCV, 13) + f(after[layer.name]?.outputStdCV, 12))
+        }
+        if let a = algorithm2 {
+            lines.append("Algorithm 2 (\(a.rateMeasure)): \(a.passes) measurement pass(es), \(a.modelSteps) model steps, "
+                         + "rates span ×\(String(format: "%.3g", a.rateSpreadBefore)) → ×\(String(format: "%.4f", a.rateSpreadAfter))"
+                         + (a.converged ? " (converged)" : " (not converged)")
+                         + (a.homogeneous ? "" : "; not homogeneous: \(a.nonHomogeneousLayers.joined(separator: ", ")) (re-measured each pass)"))
+        }
+        for (phase, seconds) in phaseSeconds.sorted(by: { $0.key < $1.key }) {
+            lines.append(String(format: "%@: %.1f s", phase, seconds))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

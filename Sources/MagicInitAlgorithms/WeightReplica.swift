@@ -1,0 +1,112 @@
+import MagicInitCore
+
+/// The weights of a network as a plain value, changed only by ``WeightDirective``s. Every
+/// replica (each worker's engine, the coordinator) applies the same directives with this
+/// one piece of code, so all hold bitwise-identical weights.
+public struct WeightReplica: Sendable {
+    public let graph: Graph
+    public private(set) var parameters: ParameterSet
+
+    /// Starts with zero weights and biases (BatchNorm as the identity, Scale γ = 1).
+    public init(graph: Graph) {
+        self.graph = graph
+        var parameters: ParameterSet = [:]
+        for spec in graph.parameters {
+            let one = spec.role == .runningVar || spec.role == .movingAverageFactor
+                || (spec.role == .weight && { if case .scale = graph.nodes[graph.node(named: spec.layer)!].kind { true } else { false } }())
+            parameters[spec.key] = Tensor(shape: spec.shape, repeating: one ? 1 : 0)
+        }
+        self.parameters = parameters
+    }
+
+    /// Applies `directive`; returns the keys it changed.
+    /// - Throws: ``AlgorithmError/unknownLayer(_:)`` or ``AlgorithmError/badDirective(layer:reason:)``.
+    @discardableResult
+    public mutating func apply(_ directive: WeightDirective) throws -> [String] {
+        guard let nodeIndex = graph.node(named: directive.layer) else { throw AlgorithmError.unknownLayer(directive.layer) }
+        let node = graph.nodes[nodeIndex]
+        guard let weightSpec = node.parameters.first else { throw AlgorithmError.badDirective(layer: node.name, reason: "the layer has no parameters") }
+        let biasKey = node.parameters.count > 1 && node.parameters[1].role == .bias ? node.parameters[1].key : nil
+        switch directive {
+        case .gaussian(_, let seed, let std):
+            parameters[weightSpec.key] = GaussianWeights.generate(spec: weightSpec, seed: seed, std: std)
+            if let biasKey { parameters[biasKey] = Tensor(shape: [weightSpec.shape[0]]) }
+            return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
+        case .redrawRows(_, let rows, let seed, let std, let attempt):
+            let fresh = GaussianWeights.generate(spec: weightSpec, seed: seed, std: std, attempt: attempt)
+            let rowLength = weightSpec.count / weightSpec.shape[0]
+            for row in rows {
+                guard row >= 0 && row < weightSpec.shape[0] else { throw AlgorithmError.badDirective(layer: node.name, reason: "row \(row) out of range") }
+                parameters[weightSpec.key]!.data.replaceSubrange((row * rowLength)..<((row + 1) * rowLength), with: fresh.data[(row * rowLength)..<((row + 1) * rowLength)])
+                if let biasKey { parameters[biasKey]!.data[row] = 0 }
+            }
+            return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
+        case .affine(_, let rowScale, let columnScale, let shift):
+            try applyAffine(node, weightKey: weightSpec.key, biasKey: biasKey, rowScale: rowScale, columnScale: columnScale, shift: shift)
+            return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
+        case .set(let key, let value):
+            guard let spec = node.parameters.first(where: { $0.key == key }) else { throw AlgorithmError.badDirective(layer: node.name, reason: "no parameter \(key)") }
+            guard spec.shape == value.shape else {
+                throw AlgorithmError.badDirective(layer: node.name, reason: "\(key) needs shape \(describeShape(spec.shape)), got \(describeShape(value.shape))")
+            }
+            parameters[key] = value
+            return [key]
+        }
+    }
+
+    /// `W[o, c, …] *= rowScale[o] · columnScale[c]`, `b[o] = b[o] · rowScale[o] + shift[o]`,
+    /// in Float64 then rounded once to Float32.
+    private mutating func applyAffine(_ node: Graph.Node, weightKey: String, biasKey: String?,
+                                      rowScale: [Double], columnScale: [Double], shift: [Double]) throws {
+        let spec = node.parameters[0]
+        let bottom = graph.blobs[node.bottoms[0]].shape
+        let columns = columnScale.isEmpty ? [Double](repeating: 1, count: bottom[1]) : columnScale
+        let rows: Int
+        switch node.kind {
+        case .deconvolution(let p): rows = spec.shape[1] * p.groups
+        default: rows = spec.shape[0]
+        }
+        guard rowScale.count == rows, shift.count == rows, columns.count == bottom[1] else {
+            throw AlgorithmError.badDirective(layer: node.name, reason: "affine map with \(rowScale.count) row scales, \(shift.count) shifts, \(columns.count) column scales for \(rows) rows and \(bottom[1]) input channels")
+        }
+        var w = parameters[weightKey]!.data
+        switch node.kind {
+        case .convolution(let p):
+            let o = spec.shape[0], inPerGroup = spec.shape[1], k = spec.shape[2] * spec.shape[3]
+            for row in 0..<o {
+                let group = row / (o / p.groups)
+                for ci in 0..<inPerGroup {
+                    let factor = rowScale[row] * columns[group * inPerGroup + ci]
+                    let base = (row * inPerGroup + ci) * k
+                    for j in base..<(base + k) { w[j] = Float(Double(w[j]) * factor) }
+                }
+            }
+        case .deconvolution(let p):
+            let c = spec.shape[0], outPerGroup = spec.shape[1], k = spec.shape[2] * spec.shape[3]
+            let inPerGroup = c / p.groups
+            for ci in 0..<c {
+                let group = ci / inPerGroup
+                for oi in 0..<outPerGroup {
+                    let factor = rowScale[group * outPerGroup + oi] * columns[ci]
+                    let base = (ci * outPerGroup + oi) * k
+                    for j in base..<(base + k) { w[j] = Float(Double(w[j]) * factor) }
+                }
+            }
+        default:
+            let o = spec.shape[0], f = spec.shape[1]
+            let perChannel = max(f / columns.count, 1)
+            for row in 0..<o {
+                let r = rowScale[row]
+                for j in 0..<f { w[row * f + j] = Float(Double(w[row * f + j]) * r * columns[j / perChannel]) }
+            }
+        }
+        parameters[weightKey]!.data = w
+        if let biasKey {
+            var b = parameters[biasKey]!.data
+            for o in 0..<rows { b[o] = Float(Double(b[o]) * rowScale[o] + shift[o]) }
+            parameters[biasKey]!.data = b
+        } else if shift.contains(where: { $0 != 0 }) {
+            throw AlgorithmError.badDirective(layer: node.name, reason: "the layer has no bias, so it cannot be centred at β")
+        }
+    }
+}
