@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "MagicInitStatistics", targets: ["MagicInitStatistics"]),
         .library(name: "MagicInitAlgorithms", targets: ["MagicInitAlgorithms"]),
         .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
+        .library(name: "MagicInitTransport", targets: ["MagicInitTransport"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
         .executable(name: "mi-coordinator", targets: ["mi-coordinator"]),
     ],
@@ -44,6 +45,9 @@ let package = Package(
         .target(
             name: "MagicInitCollector",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms"]),
+        // Message transport (ZeroMQ ROUTER/DEALER, in-process hub) and the LZ4 block codec:
+        // the only module that imports libzmq.
+        .target(name: "MagicInitTransport", dependencies: ["CZMQ", "CLZ4"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
         // Caffe prototxt/caffemodel, ONNX and safetensors in and out (generated protobuf code
@@ -78,6 +82,7 @@ let package = Package(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),
         .testTarget(name: "MagicInitReferenceTests", dependencies: ["MagicInitCore", "MagicInitReference"]),
+        .testTarget(name: "MagicInitTransportTests", dependencies: ["MagicInitTransport"]),
         .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
         .testTarget(
             name: "MagicInitImagesTests",
