@@ -54,6 +54,9 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "oneDNN threads (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "After writing, reload the weights from the file and check every channel of every affine layer on the images with a fresh forward pass (mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both).")
+    var verify = false
+
     @OptionGroup(title: "Algorithm options")
     var algorithm: AlgorithmOptions
 
@@ -124,6 +127,10 @@ struct MICoordinator: AsyncParsableCommand {
         try encoder.encode(result).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
         print(result.table())
         print("wrote \(outputPath) (\(parameters.count) tensors) and \(reportPath)")
+        if verify {
+            try Verification.run(network: net, weightsPath: outputPath, images: batch.tensor, chunkSize: chunkSize,
+                                 beta: options.bias, mode: options.mode)
+        }
     }
 }
 
