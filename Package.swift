@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "MagicInitAlgorithms", targets: ["MagicInitAlgorithms"]),
         .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
         .library(name: "MagicInitTransport", targets: ["MagicInitTransport"]),
+        .library(name: "MagicInitCluster", targets: ["MagicInitCluster"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
         .executable(name: "mi-coordinator", targets: ["mi-coordinator"]),
     ],
@@ -48,6 +49,12 @@ let package = Package(
         // Message transport (ZeroMQ ROUTER/DEALER, in-process hub) and the LZ4 block codec:
         // the only module that imports libzmq.
         .target(name: "MagicInitTransport", dependencies: ["CZMQ", "CLZ4"]),
+        // The wire protocol (cluster/PROTOCOL.md), the coordinator's statistics source and
+        // the worker session, over any transport.
+        .target(
+            name: "MagicInitCluster",
+            dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
+                           "MagicInitCollector", "MagicInitImages", "MagicInitTransport"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
         // Caffe prototxt/caffemodel, ONNX and safetensors in and out (generated protobuf code
@@ -83,6 +90,10 @@ let package = Package(
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),
         .testTarget(name: "MagicInitReferenceTests", dependencies: ["MagicInitCore", "MagicInitReference"]),
         .testTarget(name: "MagicInitTransportTests", dependencies: ["MagicInitTransport"]),
+        .testTarget(
+            name: "MagicInitClusterTests",
+            dependencies: ["MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitCluster",
+                           "MagicInitTransport", "MagicInitImages", "MagicInitSamples"]),
         .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
         .testTarget(
             name: "MagicInitImagesTests",

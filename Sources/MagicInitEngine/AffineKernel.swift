@@ -71,11 +71,16 @@ final class AffineKernel: Kernel {
             }
             biasCount = o
         case .innerProduct(let p):
+            // Run as a convolution whose kernel covers the whole input plane: oneDNN's
+            // inner product splits its reduction across threads, so its bits depend on the
+            // thread count; its convolution does not, and replicas with different thread
+            // counts must agree bit for bit (DESIGN §3).
             family = .innerProduct
             hasBias = p.biasTerm
-            logicalWeights = [p.numOutput] + x.dropFirst()
+            let x4 = x.count == 4 ? x : [x[0], x.dropFirst().reduce(1, *), 1, 1]
+            logicalWeights = [p.numOutput] + x4.dropFirst()
             userWeights = try plainDesc(logicalWeights)
-            geometry = ([], [], [], [])
+            geometry = ([1, 1], [0, 0], [0, 0], [0, 0])
             biasCount = p.numOutput
         default:
             preconditionFailure("AffineKernel built for \(node.kind.caffeType)")
@@ -86,20 +91,30 @@ final class AffineKernel: Kernel {
         userWeightsDesc = userWeights
         opName = "\(node.kind.caffeType) \(node.name)"
 
-        var src = try memoryDesc(x, dnnl_format_tag_any)
+        let x4 = x.count == 4 ? x : [x[0], x.dropFirst().reduce(1, *), 1, 1]
+        let y4 = y.count == 4 ? y : [y[0], y[1], 1, 1]
+        convolutionShapes = (x4, y4)
+        var src = try memoryDesc(x4, dnnl_format_tag_any)
         var wts = try memoryDesc(logicalWeights, dnnl_format_tag_any)
-        var dst = try memoryDesc(y, dnnl_format_tag_any)
+        // An inner product's 2-D top is a plain view of the convolution's (N, O, 1, 1) output.
+        var dst = try memoryDesc(y4, y.count == 4 ? dnnl_format_tag_any : dnnl_abcd)
         var biasDesc = try plainDesc([biasCount])
         let geometry = self.geometry
         let family = self.family
         let opName = self.opName
+        // oneDNN plans a primitive's work split for the thread count current at creation:
+        // inner products are planned (and run) on one thread, see `deterministic`.
+        let savedThreads = omp_get_max_threads()
+        if family == .innerProduct { omp_set_num_threads(1) }
+        defer { omp_set_num_threads(savedThreads) }
         forwardPrimitive = try withUnsafeMutablePointer(to: &biasDesc) { biasPointer -> Primitive in
             let b: UnsafeMutablePointer<dnnl_memory_desc_t>? = hasBias ? biasPointer : nil
             switch family {
-            case .convolution:
+            case .convolution, .innerProduct:
                 var d = dnnl_convolution_desc_t()
+                let alg = family == .innerProduct ? dnnl_convolution_direct : algorithm.dnnl(deconvolution: false)
                 try AffineKernel.withGeometry(geometry) { s, dl, pl, pr in
-                    try check(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training, algorithm.dnnl(deconvolution: false), &src, &wts, b, &dst, s, dl, pl, pr), "describing \(opName)")
+                    try check(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training, alg, &src, &wts, b, &dst, s, dl, pl, pr), "describing \(opName)")
                 }
                 return try Primitive(opDesc: &d, hint: nil, context, opName)
             case .deconvolution:
@@ -108,16 +123,33 @@ final class AffineKernel: Kernel {
                     try check(dnnl_dilated_deconvolution_forward_desc_init(&d, dnnl_forward_training, dnnl_deconvolution_direct, &src, &wts, b, &dst, s, dl, pl, pr), "describing \(opName)")
                 }
                 return try Primitive(opDesc: &d, hint: nil, context, opName)
-            case .innerProduct:
-                var d = dnnl_inner_product_desc_t()
-                try check(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, &src, &wts, b, &dst), "describing \(opName)")
-                return try Primitive(opDesc: &d, hint: nil, context, opName)
             }
         }
         weights = try Memory(forwardPrimitive.md(dnnl_query_weights_md), context)
         bias = hasBias ? try Memory(biasDesc, context) : nil
         super.init(base: node, graph: graph, bottoms: bottoms, context: context)
-        tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
+        let output = try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)
+        outputView = output
+        if y.count == 4 {
+            tops = [output]
+        } else {
+            tops = [try Memory(viewing: output, as: plainDesc(y), context)]
+        }
+        inputView = x.count == 4 ? bottoms[0] : try Memory(viewing: bottoms[0], as: plainDesc(x4), context)
+    }
+
+    /// 4-D shapes the primitives see: `(N, C, H, W)` in, `(N, O, H', W')` out (an inner
+    /// product's 2-D blobs as `(N, F, 1, 1)` and `(N, O, 1, 1)`).
+    private var convolutionShapes: (x: [Int], y: [Int]) = ([], [])
+    /// The bottom and top as the primitives see them (views of 2-D blobs).
+    private var inputView: Memory!
+    private var outputView: Memory!
+    private var diffView: Memory?
+    private var sinkView: Memory?
+
+    /// A 4-D view of a 2-D plain memory (or the memory itself when it is 4-D).
+    private func view4D(_ memory: Memory, _ shape4: [Int]) throws -> Memory {
+        memory.desc.ndims == 4 ? memory : try Memory(viewing: memory, as: plainDesc(shape4), context)
     }
 
     /// Right padding that makes oneDNN's output extent equal Caffe's:
@@ -140,16 +172,31 @@ final class AffineKernel: Kernel {
     /// The implementation oneDNN chose for the forward pass.
     var implementation: String { forwardPrimitive.implementation }
 
+    /// Runs `body` on one OpenMP thread when this is an inner product: with several threads
+    /// oneDNN splits the long reductions of these layers between them, and the sum order —
+    /// hence the last bits — would depend on the thread count of the replica.
+    private func deterministic(_ body: () throws -> Void) throws {
+        guard family == .innerProduct else { return try body() }
+        let saved = omp_get_max_threads()
+        omp_set_num_threads(1)
+        defer { omp_set_num_threads(saved) }
+        try body()
+    }
+
     override func forward() throws {
-        let src = try adapt(bottoms[0], to: forwardPrimitive.md(dnnl_query_src_md), slot: "src")
-        var args: [(Int32, Memory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, tops[0])]
+        try deterministic { try forwardPass() }
+    }
+
+    private func forwardPass() throws {
+        let src = try adapt(inputView, to: forwardPrimitive.md(dnnl_query_src_md), slot: "src")
+        var args: [(Int32, Memory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, outputView)]
         if let bias { args.append((DNNL_ARG_BIAS, bias)) }
         try forwardPrimitive.execute(args, context)
     }
 
     private func buildBackward() throws {
         guard backwardData == nil else { return }
-        let x = bottomShapes[0], y = topShapes[0]
+        let (x, y) = convolutionShapes
         var diffSrc = try memoryDesc(x, dnnl_format_tag_any)
         var diffDst = try memoryDesc(y, dnnl_format_tag_any)
         var src = try memoryDesc(x, dnnl_format_tag_any)
@@ -158,9 +205,9 @@ final class AffineKernel: Kernel {
         var diffBiasDesc = try plainDesc([biasCount])
         let hasBias = bias != nil
         switch family {
-        case .convolution:
+        case .convolution, .innerProduct:
             var dd = dnnl_convolution_desc_t(), dw = dnnl_convolution_desc_t()
-            let algorithm = self.algorithm.dnnl(deconvolution: false)
+            let algorithm = family == .innerProduct ? dnnl_convolution_direct : self.algorithm.dnnl(deconvolution: false)
             try AffineKernel.withGeometry(geometry) { s, dl, pl, pr in
                 try check(dnnl_dilated_convolution_backward_data_desc_init(&dd, algorithm, &diffSrc, &wts, &diffDst, s, dl, pl, pr), "describing backward-data of \(opName)")
                 try withUnsafeMutablePointer(to: &diffBiasDesc) { b in
@@ -179,31 +226,32 @@ final class AffineKernel: Kernel {
             }
             backwardData = try Primitive(opDesc: &dd, hint: forwardPrimitive, context, "backward-data of \(opName)")
             backwardWeights = try Primitive(opDesc: &dw, hint: forwardPrimitive, context, "backward-weights of \(opName)")
-        case .innerProduct:
-            var dd = dnnl_inner_product_desc_t(), dw = dnnl_inner_product_desc_t()
-            try check(dnnl_inner_product_backward_data_desc_init(&dd, &diffSrc, &wts, &diffDst), "describing backward-data of \(opName)")
-            try withUnsafeMutablePointer(to: &diffBiasDesc) { b in
-                try check(dnnl_inner_product_backward_weights_desc_init(&dw, &src, &diffWts, hasBias ? b : nil, &diffDst), "describing backward-weights of \(opName)")
-            }
-            backwardData = try Primitive(opDesc: &dd, hint: forwardPrimitive, context, "backward-data of \(opName)")
-            backwardWeights = try Primitive(opDesc: &dw, hint: forwardPrimitive, context, "backward-weights of \(opName)")
         }
         diffWeights = try Memory(backwardWeights!.md(dnnl_query_diff_weights_md), context)
         diffBias = hasBias ? try Memory(backwardWeights!.md(dnnl_query_diff_weights_md, 1), context) : nil
     }
 
     override func backward(weights computeWeights: Bool) throws {
+        try deterministic {
+            try buildBackward()
+            try backwardPass(weights: computeWeights)
+        }
+    }
+
+    private func backwardPass(weights computeWeights: Bool) throws {
         try buildBackward()
-        if let sink = sinks[0], let backwardData {
-            let diffDst = try adapt(diffs[0], to: backwardData.md(dnnl_query_diff_dst_md), slot: "bwd-data diff_dst")
+        if diffView == nil { diffView = try view4D(diffs[0], convolutionShapes.y) }
+        if sinkView == nil, let sink = sinks[0] { sinkView = try view4D(sink, convolutionShapes.x) }
+        if let sink = sinkView, let backwardData {
+            let diffDst = try adapt(diffView!, to: backwardData.md(dnnl_query_diff_dst_md), slot: "bwd-data diff_dst")
             let w = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")
             try produce(into: sink, as: backwardData.md(dnnl_query_diff_src_md), slot: "diff_src") { out in
                 try backwardData.execute([(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, out)], context)
             }
         }
         if computeWeights, let backwardWeights, let diffWeights {
-            let src = try adapt(bottoms[0], to: backwardWeights.md(dnnl_query_src_md), slot: "bwd-weights src")
-            let diffDst = try adapt(diffs[0], to: backwardWeights.md(dnnl_query_diff_dst_md), slot: "bwd-weights diff_dst")
+            let src = try adapt(inputView, to: backwardWeights.md(dnnl_query_src_md), slot: "bwd-weights src")
+            let diffDst = try adapt(diffView!, to: backwardWeights.md(dnnl_query_diff_dst_md), slot: "bwd-weights diff_dst")
             var args: [(Int32, Memory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_DIFF_WEIGHTS, diffWeights)]
             if let diffBias { args.append((DNNL_ARG_DIFF_BIAS, diffBias)) }
             try backwardWeights.execute(args, context)

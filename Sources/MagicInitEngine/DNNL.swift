@@ -96,17 +96,26 @@ func descBytes(_ md: dnnl_memory_desc_t) -> Int {
 final class DNNLContext: @unchecked Sendable {
     let engine: dnnl_engine_t
     let stream: dnnl_stream_t
+    /// Primitive attributes with a user-managed scratchpad: each primitive gets its own
+    /// scratch buffer, so engines in one process may run concurrently (the library-managed
+    /// scratchpad is shared between primitives).
+    let attributes: dnnl_primitive_attr_t
 
     init() throws {
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "creating the CPU engine")
         var stream: dnnl_stream_t?
         try check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "creating a stream")
+        var attributes: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attributes), "creating primitive attributes")
+        try check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "setting the scratchpad mode")
         self.engine = engine!
         self.stream = stream!
+        self.attributes = attributes!
     }
 
     deinit {
+        dnnl_primitive_attr_destroy(attributes)
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -183,11 +192,14 @@ final class Primitive {
     /// `dnnl_*_desc_t`).
     convenience init(opDesc: UnsafeRawPointer, hint: Primitive?, _ context: DNNLContext, _ name: String) throws {
         var pd: dnnl_primitive_desc_t?
-        try check(dnnl_primitive_desc_create(&pd, opDesc, nil, context.engine, hint?.pd), "creating \(name)")
-        try self.init(pd: pd!, name: name)
+        try check(dnnl_primitive_desc_create(&pd, opDesc, context.attributes, context.engine, hint?.pd), "creating \(name)")
+        try self.init(pd: pd!, name: name, context)
     }
 
-    init(pd: dnnl_primitive_desc_t, name: String) throws {
+    /// The primitive's own scratch buffer (user scratchpad mode), if it needs one.
+    private var scratchpad: Memory?
+
+    init(pd: dnnl_primitive_desc_t, name: String, _ context: DNNLContext) throws {
         var primitive: dnnl_primitive_t?
         let status = dnnl_primitive_create(&primitive, pd)
         if status != dnnl_success {
@@ -197,6 +209,8 @@ final class Primitive {
         self.pd = pd
         self.primitive = primitive!
         self.name = name
+        let scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0).pointee
+        scratchpad = descBytes(scratch) > 0 ? try Memory(scratch, context) : nil
     }
 
     deinit {
@@ -220,7 +234,8 @@ final class Primitive {
 
     /// Runs the primitive on `args` (`DNNL_ARG_*` → memory) and waits for it.
     func execute(_ args: [(Int32, Memory)], _ context: DNNLContext) throws {
-        let list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        var list = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        if let scratchpad { list.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpad.handle)) }
         try list.withUnsafeBufferPointer {
             try check(dnnl_primitive_execute(primitive, context.stream, Int32($0.count), $0.baseAddress), "running \(name)")
         }
@@ -234,8 +249,8 @@ final class Reorder {
     init(from src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t, _ context: DNNLContext, _ name: String) throws {
         var s = src, d = dst
         var pd: dnnl_primitive_desc_t?
-        try check(dnnl_reorder_primitive_desc_create(&pd, &s, context.engine, &d, context.engine, nil), "creating reorder for \(name)")
-        primitive = try Primitive(pd: pd!, name: "reorder for \(name)")
+        try check(dnnl_reorder_primitive_desc_create(&pd, &s, context.engine, &d, context.engine, context.attributes), "creating reorder for \(name)")
+        primitive = try Primitive(pd: pd!, name: "reorder for \(name)", context)
     }
 
     func run(_ src: Memory, _ dst: Memory, _ context: DNNLContext) throws {

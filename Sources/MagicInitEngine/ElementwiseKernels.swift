@@ -22,9 +22,9 @@ final class EltwiseLayerKernel: Kernel {
             var dst = bottoms[0].desc
             var pd: dnnl_primitive_desc_t?
             try bottoms.map(\.desc).withUnsafeBufferPointer { sources in
-                try check(dnnl_sum_primitive_desc_create(&pd, &dst, Int32(sources.count), scales, sources.baseAddress, nil, context.engine), "creating Eltwise SUM \(node.name)")
+                try check(dnnl_sum_primitive_desc_create(&pd, &dst, Int32(sources.count), scales, sources.baseAddress, context.attributes, context.engine), "creating Eltwise SUM \(node.name)")
             }
-            let primitive = try Primitive(pd: pd!, name: "Eltwise \(node.name)")
+            let primitive = try Primitive(pd: pd!, name: "Eltwise \(node.name)", context)
             sumPrimitive = primitive
             topDesc = primitive.md(dnnl_query_dst_md)
             for scale in scales {

@@ -180,6 +180,7 @@ public final class Engine {
     /// reading whatever their bottoms hold: results of earlier passes or values restored
     /// with ``setValue(_:of:)``. Lets a caller advance a network layer by layer.
     public func forward(nodes: Range<Int>) throws {
+        applyThreadCount()
         for index in nodes { try timed(index, forward: true) { try kernels[index].forward() } }
     }
 
@@ -193,6 +194,7 @@ public final class Engine {
     /// Backpropagates the gradients set on the outputs (unset ones are zero) through every
     /// layer, filling every blob's gradient; with `weights`, also every parameter gradient.
     public func backward(weights: Bool) throws {
+        applyThreadCount()
         try prepareBackward()
         for (index, kernel) in kernels.enumerated().reversed() {
             try timed(index, forward: false) {
@@ -237,14 +239,19 @@ public final class Engine {
             let scales = [Float](repeating: 1, count: list.count)
             var pd: dnnl_primitive_desc_t?
             try list.map(\.desc).withUnsafeBufferPointer { sources in
-                try check(dnnl_sum_primitive_desc_create(&pd, &dst, Int32(sources.count), scales, sources.baseAddress, nil, context.engine),
+                try check(dnnl_sum_primitive_desc_create(&pd, &dst, Int32(sources.count), scales, sources.baseAddress, context.attributes, context.engine),
                           "creating the gradient sum of blob \(graph.blobs[blob].label)")
             }
-            accumulators[blob] = (list, try Primitive(pd: pd!, name: "gradient sum of \(graph.blobs[blob].label)"))
+            accumulators[blob] = (list, try Primitive(pd: pd!, name: "gradient sum of \(graph.blobs[blob].label)", context))
         }
     }
 
     // MARK: helpers
+
+    /// OpenMP's thread count is a per-thread setting: apply ours on the calling thread.
+    private func applyThreadCount() {
+        if let threads = options.threads { setEngineThreadCount(threads) }
+    }
 
     private func write(_ tensor: Tensor, into memory: Memory, blob id: Int) throws {
         guard tensor.shape == graph.blobs[id].shape else {

@@ -18,9 +18,9 @@ final class ConcatKernel: Kernel {
         var pd: dnnl_primitive_desc_t?
         let axis = self.axis
         try sources.withUnsafeBufferPointer {
-            try check(dnnl_concat_primitive_desc_create(&pd, &dst, Int32($0.count), Int32(axis), $0.baseAddress, nil, context.engine), "creating Concat \(node.name)")
+            try check(dnnl_concat_primitive_desc_create(&pd, &dst, Int32($0.count), Int32(axis), $0.baseAddress, context.attributes, context.engine), "creating Concat \(node.name)")
         }
-        forwardPrimitive = try Primitive(pd: pd!, name: "Concat \(node.name)")
+        forwardPrimitive = try Primitive(pd: pd!, name: "Concat \(node.name)", context)
         super.init(base: node, graph: graph, bottoms: bottoms, context: context)
         tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
     }

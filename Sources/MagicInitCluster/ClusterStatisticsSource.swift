@@ -1,0 +1,266 @@
+import Foundation
+import MagicInitAlgorithms
+import MagicInitCollector
+import MagicInitCore
+import MagicInitStatistics
+import MagicInitTransport
+
+/// The coordinator side of the protocol (cluster/PROTOCOL.md): a ``StatisticsSource`` whose
+/// statistics come from workers. Chunks are numbered independently of the workers; every
+/// request is answered per chunk and merged in chunk order (Chan's formula), so the result
+/// does not depend on how many workers there are or which one computed what. A worker that
+/// stays silent past its deadline loses its chunks to the others, which rebuild what they
+/// need from the directive log; late or duplicate replies are dropped.
+///
+/// The coordinator's own weights are a ``WeightReplica`` fed the same directives.
+public actor ClusterStatisticsSource: StatisticsSource {
+    /// Tunables, with units (Paranoid Pirate pattern: any traffic counts as a heartbeat).
+    public struct Settings: Sendable {
+        /// How often each side sends a heartbeat when it has nothing else to send.
+        public var heartbeatInterval: Duration = .seconds(1)
+        /// A worker silent for this many intervals is declared lost.
+        public var livenessInHeartbeats: Int = 10
+        /// How long to wait for the expected number of workers to say hello.
+        public var joinTimeout: Duration = .seconds(120)
+        /// Largest decompressed reply accepted.
+        public var maxReplyBytes: Int = 1 << 30
+        public init() {}
+    }
+
+    /// Traffic and timing figures for the summary.
+    public struct Statistics: Sendable {
+        public var bytesSent = 0
+        public var bytesReceived = 0
+        /// Reply payload bytes before and after LZ4.
+        public var payloadUncompressed = 0
+        public var payloadCompressed = 0
+        public var lostWorkers: [String] = []
+    }
+
+    private struct Worker {
+        var peer: PeerID
+        var index: Int
+        var host: String
+        var threads: Int
+        var lastHeard: ContinuousClock.Instant
+        var lastSent: ContinuousClock.Instant
+        var chunks: Set<Int> = []
+    }
+
+    public nonisolated let graph: Graph
+    private let transport: RouterTransport
+    private let settings: Settings
+    private let configuration: RunConfiguration
+    private let runID: UInt64
+    private let assignments: [Int: ChunkAssignment]
+    private let log: @Sendable (String) -> Void
+    private let clock = ContinuousClock()
+    private var workers: [PeerID: Worker] = [:]
+    private var nextWorkerIndex = 0
+    private var directiveLog: [WeightDirective] = []
+    private var replica: WeightReplica
+    private var step = 0
+    public private(set) var traffic = Statistics()
+
+    /// - Parameters:
+    ///   - network: the network to initialise (as the workers will build it).
+    ///   - configuration: sent to every worker.
+    ///   - chunks: every chunk with its encoded images, numbered 0…M−1.
+    public init(transport: RouterTransport, network: Network, configuration: RunConfiguration, chunks: [ChunkAssignment],
+                runID: UInt64, settings: Settings = Settings(), log: @escaping @Sendable (String) -> Void) throws {
+        self.transport = transport
+        self.configuration = configuration
+        self.settings = settings
+        self.runID = runID
+        self.log = log
+        assignments = Dictionary(uniqueKeysWithValues: chunks.map { ($0.index, $0) })
+        let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: configuration.chunkSize)
+        self.graph = graph
+        replica = WeightReplica(graph: graph)
+    }
+
+    // MARK: membership
+
+    /// Waits until `count` workers have joined, then configures them and deals the chunks
+    /// round-robin in chunk order.
+    /// - Throws: ``ClusterError/notEnoughWorkers(expected:joined:seconds:)``.
+    public func start(expectedWorkers count: Int) throws {
+        let deadline = clock.now + settings.joinTimeout
+        while workers.count < count {
+            guard clock.now < deadline else {
+                throw ClusterError.notEnoughWorkers(expected: count, joined: workers.count, seconds: settings.joinTimeout / .seconds(1))
+            }
+            if let (peer, envelope) = try receive(timeout: .milliseconds(200)) { try handleUnsolicited(peer, envelope) }
+        }
+        let order = workers.values.sorted { $0.index < $1.index }.map(\.peer)
+        var deal: [PeerID: [Int]] = [:]
+        for (i, chunk) in assignments.keys.sorted().enumerated() { deal[order[i % order.count], default: []].append(chunk) }
+        for peer in order { try give(deal[peer] ?? [], to: peer) }
+    }
+
+    /// Sends `shutdown` to every worker.
+    public func shutdown(reason: String) {
+        for peer in workers.keys { try? send(.shutdown(reason: reason), to: peer) }
+    }
+
+    /// A new worker: welcome, configure, replay the directive log.
+    private func admit(_ peer: PeerID, host: String, threads: Int) throws {
+        let index = nextWorkerIndex
+        nextWorkerIndex += 1
+        workers[peer] = Worker(peer: peer, index: index, host: host, threads: threads, lastHeard: clock.now, lastSent: clock.now)
+        try send(.welcome(workerIndex: index, heartbeatIntervalMilliseconds: Int(settings.heartbeatInterval / .milliseconds(1)),
+                          livenessHeartbeats: settings.livenessInHeartbeats), to: peer)
+        try send(.configure(configuration), to: peer)
+        if !directiveLog.isEmpty { try send(.directives(first: 0, directiveLog), to: peer) }
+        log("[coordinator] worker \(index) joined from \(host) with \(threads) thread(s)")
+    }
+
+    private func give(_ chunks: [Int], to peer: PeerID) throws {
+        guard !chunks.isEmpty else { return }
+        try send(.assign(chunks.map { assignments[$0]! }), to: peer)
+        workers[peer]!.chunks.formUnion(chunks)
+    }
+
+    // MARK: StatisticsSource
+
+    public func apply(_ directives: [WeightDirective]) throws {
+        for d in directives { try replica.apply(d) }
+        let first = directiveLog.count
+        directiveLog += directives
+        for peer in workers.keys { try send(.directives(first: first, directives), to: peer) }
+    }
+
+    public func outputMoments(layer: String) throws -> ChannelMoments {
+        guard let node = graph.node(named: layer) else { throw AlgorithmError.unknownLayer(layer) }
+        let channels = graph.blobs[graph.nodes[node].tops[0]].shape[1]
+        let parts = try collect(.outputMoments(layer: layer)) { bytes in try WireCodec.decodeMoments(bytes, channels: channels) }
+        var merged = ChannelMoments(channelCount: channels)
+        for chunk in parts.keys.sorted() { merged.merge(parts[chunk]!) }
+        return merged
+    }
+
+    public func measure(step etaStep: Int, weightGradients: Bool) throws -> NetworkMeasurement {
+        let expected = graph.nodes.filter { $0.kind.isAffine }.map { node -> (String, Int, Int) in
+            let bottom = graph.blobs[node.bottoms[0]].shape
+            let columns: Int
+            switch node.kind {
+            case .convolution(let p): columns = bottom[1] * p.kernel.h * p.kernel.w
+            case .innerProduct: columns = bottom.dropFirst().reduce(1, *)
+            default: columns = bottom[1]
+            }
+            return (node.name, graph.blobs[node.tops[0]].shape[1], columns)
+        }
+        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients)) { bytes in
+            try WireCodec.decodeMeasurement(bytes, expected: expected)
+        }
+        let order = parts.keys.sorted()
+        var merged = parts[order[0]]!
+        for chunk in order.dropFirst() { merged.merge(parts[chunk]!) }
+        return merged
+    }
+
+    public func parameters() -> ParameterSet { replica.parameters }
+
+    // MARK: the request loop
+
+    /// Asks every worker for its chunks and waits until every chunk is answered once,
+    /// reassigning the chunks of lost workers.
+    private func collect<T>(_ kind: StatisticsKind, decode: ([UInt8]) throws -> T) throws -> [Int: T] {
+        step += 1
+        let current = step
+        var results: [Int: T] = [:]
+        for (peer, worker) in workers {
+            try send(.request(step: current, kind: kind, chunks: worker.chunks.sorted(), directiveCount: directiveLog.count), to: peer)
+        }
+        while results.count < assignments.count {
+            try checkLiveness(kind: kind, step: current, answered: Set(results.keys))
+            guard let (peer, envelope) = try receive(timeout: .milliseconds(100)) else { continue }
+            guard case .reply(let replyStep, let chunk, let size, let payload) = envelope.message else {
+                try handleUnsolicited(peer, envelope)
+                continue
+            }
+            guard let worker = workers[peer] else { continue }
+            // Exactly-once merge: stale steps, unknown or already answered chunks are dropped.
+            guard replyStep == current, assignments[chunk] != nil, results[chunk] == nil, worker.chunks.contains(chunk) else {
+                log("[coordinator] dropped a reply from worker \(worker.index) for step \(replyStep) chunk \(chunk)")
+                continue
+            }
+            do {
+                guard size <= settings.maxReplyBytes else { throw LZ4Error.tooLarge(originalSize: size, limit: settings.maxReplyBytes) }
+                let bytes = try LZ4.decompress(payload, originalSize: size, limit: settings.maxReplyBytes)
+                results[chunk] = try decode(bytes)
+                traffic.payloadUncompressed += size
+                traffic.payloadCompressed += payload.count
+            } catch {
+                log("[coordinator] rejected a reply from worker \(worker.index) for chunk \(chunk): \(error)")
+                throw ClusterError.badReply(worker: "\(worker.index) (\(worker.host))", reason: "\(error)")
+            }
+        }
+        return results
+    }
+
+    /// Declares silent workers lost and hands their chunks to the least-loaded others.
+    private func checkLiveness(kind: StatisticsKind, step current: Int, answered: Set<Int>) throws {
+        let deadline = settings.heartbeatInterval * settings.livenessInHeartbeats
+        for (peer, worker) in workers {
+            if clock.now - worker.lastSent >= settings.heartbeatInterval { try? send(.heartbeat, to: peer) }
+            guard clock.now - worker.lastHeard > deadline else { continue }
+            workers[peer] = nil
+            traffic.lostWorkers.append("\(worker.index) (\(worker.host))")
+            log("[coordinator] worker \(worker.index) silent for \(Int((clock.now - worker.lastHeard) / .seconds(1))) s: lost; reassigning chunk(s) \(worker.chunks.sorted().map(String.init).joined(separator: ","))")
+            guard !workers.isEmpty else { throw ClusterError.allWorkersLost(step: current) }
+            for chunk in worker.chunks.sorted() {
+                let target = workers.values.min { ($0.chunks.count, $0.index) < ($1.chunks.count, $1.index) }!.peer
+                try give([chunk], to: target)
+                if !answered.contains(chunk) {
+                    try send(.request(step: current, kind: kind, chunks: [chunk], directiveCount: directiveLog.count), to: target)
+                }
+            }
+        }
+    }
+
+    private func handleUnsolicited(_ peer: PeerID, _ envelope: WireEnvelope) throws {
+        switch envelope.message {
+        case .hello(let version, let host, let threads, _):
+            guard version == wireProtocolVersion else {
+                try? send(.reject(reason: "protocol version \(version); the coordinator speaks \(wireProtocolVersion)"), to: peer)
+                return
+            }
+            if workers[peer] == nil { try admit(peer, host: host, threads: threads) }
+        case .heartbeat:
+            break
+        case .error(let message):
+            let index = workers[peer].map { "\($0.index)" } ?? peer.description
+            throw ClusterError.worker("worker \(index): \(message)")
+        default:
+            log("[coordinator] ignored \(envelope.message.name) from \(peer)")
+        }
+    }
+
+    // MARK: I/O
+
+    private func send(_ message: WireMessage, to peer: PeerID) throws {
+        let bytes = WireCodec.encode(WireEnvelope(runID: runID, message: message))
+        try transport.send(bytes, to: peer)
+        traffic.bytesSent += bytes.count
+        workers[peer]?.lastSent = clock.now
+    }
+
+    private func receive(timeout: Duration) throws -> (PeerID, WireEnvelope)? {
+        guard let (peer, body) = try transport.receive(timeout: timeout) else { return nil }
+        traffic.bytesReceived += body.count
+        workers[peer]?.lastHeard = clock.now
+        do {
+            let envelope = try WireCodec.decode(body)
+            if case .hello = envelope.message { return (peer, envelope) }
+            guard envelope.runID == runID else {
+                log("[coordinator] dropped a \(envelope.message.name) of run \(envelope.runID) from \(peer)")
+                return nil
+            }
+            return (peer, envelope)
+        } catch {
+            log("[coordinator] dropped a malformed message from \(peer): \(error)")
+            return nil
+        }
+    }
+}

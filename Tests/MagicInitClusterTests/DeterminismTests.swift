@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+import MagicInitAlgorithms
+import MagicInitCluster
+import MagicInitCollector
+import MagicInitCore
+import MagicInitImages
+import MagicInitSamples
+import MagicInitTransport
+
+/// The same run over the in-process transport with 1, 2 and 3 workers, against the
+/// single-process result: the weights must be bitwise identical (DESIGN §3).
+@Suite(.serialized) struct DeterminismTests {
+    static let chunkSize = 3
+
+    static func plan() throws -> ImageChunks.Plan {
+        let loader = try ImageLoader(inputShape: [3, 32, 32], preprocessing: .caffe)
+        let paths = Array(try ImageCollection.listImages(in: SamplePhotos.folder).prefix(10))
+        return try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { _ in }
+    }
+
+    static var options: InitOptions {
+        var o = InitOptions()
+        o.seed = 42
+        return o
+    }
+
+    static func configuration() -> RunConfiguration {
+        RunConfiguration(model: .builtin(name: "small"), chunkSize: chunkSize, seed: options.seed, inputShape: [3, 32, 32],
+                         bgr: true, mean: [104, 117, 123], std: [1, 1, 1], centerCrop: true)
+    }
+
+    /// Runs the whole initialisation over `workers` in-process workers; `killAfter` makes
+    /// worker 0 vanish after that many replies.
+    static func clusterRun(workers: Int, killAfter: Int? = nil) async throws -> ParameterSet {
+        let hub = InProcessHub()
+        let plan = try plan()
+        var settings = ClusterStatisticsSource.Settings()
+        settings.heartbeatInterval = .milliseconds(50)
+        settings.livenessInHeartbeats = 6
+        let source = try ClusterStatisticsSource(transport: hub.makeRouter(), network: BuiltinNetworks.small(), configuration: configuration(),
+                                                 chunks: plan.assignments, runID: 7, settings: settings, log: { _ in })
+        var threads: [Thread] = []
+        for i in 0..<workers {
+            let dealer = hub.makeDealer(identity: Array("worker-\(i)".utf8))
+            var workerSettings = WorkerSession.Settings(threads: 1, host: "in-process \(i)")
+            workerSettings.coordinatorTimeout = .seconds(30)
+            let session = WorkerSession(transport: dealer, settings: workerSettings, log: { _ in })
+            if i == 0, let killAfter { session.vanishAfterReplies(killAfter) { hub.kill(PeerID(Array("worker-\(i)".utf8))) } }
+            let thread = Thread { _ = try? session.run() }
+            thread.start()
+            threads.append(thread)
+        }
+        try await source.start(expectedWorkers: workers)
+        let (parameters, _) = try await Initializer(options: options).run(source, images: plan.loaded.count)
+        await source.shutdown(reason: "test finished")
+        return parameters
+    }
+
+    static func localRun() async throws -> ParameterSet {
+        let plan = try plan()
+        let source = try LocalStatisticsSource(network: BuiltinNetworks.small(), images: plan.tensor, chunkSize: chunkSize, seed: options.seed, threads: 2)
+        return try await Initializer(options: options).run(source, images: plan.loaded.count).0
+    }
+
+    static func differingKeys(_ a: ParameterSet, _ b: ParameterSet) -> [String] {
+        a.keys.sorted().filter { key in
+            guard let x = a[key], let y = b[key], x.shape == y.shape else { return true }
+            return !zip(x.data, y.data).allSatisfy { $0.bitPattern == $1.bitPattern }
+        }
+    }
+
+    @Test func test_oneTwoThreeWorkers_weightsBitwiseIdenticalToSingleProcess() async throws {
+        let local = try await Self.localRun()
+        for workers in 1...3 {
+            let cluster = try await Self.clusterRun(workers: workers)
+            #expect(Self.differingKeys(local, cluster).isEmpty, "\(workers) worker(s): parameters differ: \(Self.differingKeys(local, cluster))")
+        }
+    }
+
+    @Test func test_workerVanishesMidRun_chunksReassigned_weightsBitwiseIdentical() async throws {
+        let local = try await Self.localRun()
+        // Worker 0 disappears after answering 5 chunks (in Algorithm 1).
+        let cluster = try await Self.clusterRun(workers: 2, killAfter: 5)
+        #expect(Self.differingKeys(local, cluster).isEmpty, "parameters differ: \(Self.differingKeys(local, cluster))")
+    }
+}
