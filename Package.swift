@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "MagicInitCluster", targets: ["MagicInitCluster"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
         .executable(name: "mi-coordinator", targets: ["mi-coordinator"]),
+        .executable(name: "mi-worker", targets: ["mi-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CStb", path: "Sources/CStb"),
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .systemLibrary(name: "CLapacke", path: "Sources/CLapacke"),
+        .systemLibrary(name: "CProcess", path: "Sources/CProcess"),
 
         // Tensors, the network graph IR, shape inference, built-in architectures.
         .target(name: "MagicInitCore"),
@@ -71,7 +73,14 @@ let package = Package(
             name: "mi-coordinator",
             dependencies: [
                 "MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitEngine", "MagicInitFormats", "MagicInitImages",
-                "MagicInitSamples", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MagicInitSamples", "MagicInitCluster", "MagicInitTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "mi-worker",
+            dependencies: [
+                "CProcess", "MagicInitCluster", "MagicInitEngine", "MagicInitTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "mi-bench-engine",

@@ -98,9 +98,20 @@ public actor ClusterStatisticsSource: StatisticsSource {
         for peer in order { try give(deal[peer] ?? [], to: peer) }
     }
 
-    /// Sends `shutdown` to every worker.
-    public func shutdown(reason: String) {
+    /// Sends `shutdown` to every worker and waits up to `wait` for their goodbyes.
+    /// - Returns: each worker's peak resident memory in bytes, by worker name.
+    @discardableResult
+    public func shutdown(reason: String, wait: Duration = .seconds(3)) -> [(worker: String, peakResidentBytes: Int)] {
         for peer in workers.keys { try? send(.shutdown(reason: reason), to: peer) }
+        var peaks: [(String, Int)] = []
+        let deadline = clock.now + wait
+        while peaks.count < workers.count && clock.now < deadline {
+            guard let (peer, envelope) = try? receive(timeout: .milliseconds(100)) else { continue }
+            if case .goodbye(let bytes) = envelope.message, let worker = workers[peer] {
+                peaks.append(("\(worker.index) (\(worker.host))", bytes))
+            }
+        }
+        return peaks.sorted { $0.0 < $1.0 }
     }
 
     /// A new worker: welcome, configure, replay the directive log.
@@ -227,7 +238,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
                 return
             }
             if workers[peer] == nil { try admit(peer, host: host, threads: threads) }
-        case .heartbeat:
+        case .heartbeat, .goodbye:
             break
         case .error(let message):
             let index = workers[peer].map { "\($0.index)" } ?? peer.description

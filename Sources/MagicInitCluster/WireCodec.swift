@@ -47,6 +47,8 @@ public enum WireCodec {
             w.int(step); w.int(chunk); w.int(uncompressed); w.blob(payload)
         case .heartbeat:
             break
+        case .goodbye(let bytes):
+            w.int(bytes)
         }
         return w.bytes
     }
@@ -112,6 +114,7 @@ public enum WireCodec {
         case 9: message = .heartbeat
         case 10: message = .shutdown(reason: try b.string())
         case 11: message = .error(message: try b.string())
+        case 12: message = .goodbye(peakResidentBytes: try b.int())
         default: throw WireError.unknownType(type)
         }
         try b.finish()

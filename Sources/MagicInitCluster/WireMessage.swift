@@ -88,6 +88,8 @@ public enum WireMessage: Sendable, Equatable {
     case shutdown(reason: String)
     /// Either way: something failed; `message` names the layer, chunk or file.
     case error(message: String)
+    /// Worker → coordinator after `shutdown`: its peak resident memory, bytes.
+    case goodbye(peakResidentBytes: Int)
 
     var typeCode: UInt8 {
         switch self {
@@ -102,12 +104,13 @@ public enum WireMessage: Sendable, Equatable {
         case .heartbeat: 9
         case .shutdown: 10
         case .error: 11
+        case .goodbye: 12
         }
     }
 
     /// Short name for logs.
     public var name: String {
-        ["", "hello", "welcome", "reject", "configure", "assign", "directives", "request", "reply", "heartbeat", "shutdown", "error"][Int(typeCode)]
+        ["", "hello", "welcome", "reject", "configure", "assign", "directives", "request", "reply", "heartbeat", "shutdown", "error", "goodbye"][Int(typeCode)]
     }
 }
 

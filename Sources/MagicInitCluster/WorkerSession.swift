@@ -100,6 +100,7 @@ public final class WorkerSession: @unchecked Sendable {
             case .shutdown(let reason):
                 log("[worker] shutdown: \(reason)")
                 compute.sync {}
+                try? send(.goodbye(peakResidentBytes: peakResidentBytes()))
                 return
             case .error(let message):
                 throw ClusterError.coordinator(message)
@@ -107,7 +108,7 @@ public final class WorkerSession: @unchecked Sendable {
                 let message = envelope.message
                 let run = envelope.runID
                 compute.async { self.handle(message, runID: run) }
-            case .hello, .reply:
+            case .hello, .reply, .goodbye:
                 log("[worker] ignored a \(envelope.message.name) message")
             }
         }

@@ -1,12 +1,14 @@
 import ArgumentParser
 import Foundation
 import MagicInitAlgorithms
+import MagicInitCluster
 import MagicInitCollector
 import MagicInitCore
 import MagicInitEngine
 import MagicInitFormats
 import MagicInitImages
 import MagicInitSamples
+import MagicInitTransport
 
 /// `mi-coordinator`: initialises a CNN from data (Krähenbühl et al. 2016) and writes the
 /// weights and a report.
@@ -51,8 +53,23 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Images per chunk (the engine's batch size); statistics are merged chunk by chunk.")
     var chunkSize = 16
 
-    @Option(help: "oneDNN threads (default: all cores).")
+    @Option(help: "oneDNN threads (default: all cores; with --local, split between the workers).")
     var threads: Int?
+
+    @Option(help: "Start this many mi-worker processes on this machine and shard the images across them.")
+    var local: Int?
+
+    @Option(help: "Wait for this many mi-worker processes (started by you, e.g. on other machines) to connect to --bind.")
+    var workers: Int?
+
+    @Option(help: "Endpoint to bind for --workers (tcp:// or ipc://). Loopback only unless --allow-remote.")
+    var bind = "tcp://127.0.0.1:5555"
+
+    @Flag(help: "Allow --bind on a non-loopback address (workers on other machines). The traffic is not encrypted.")
+    var allowRemote = false
+
+    @Option(help: "Seconds between heartbeats; a worker silent for 10 heartbeats loses its chunks to the others.")
+    var heartbeat = 1.0
 
     @Flag(help: "After writing, reload the weights from the file and check every channel of every affine layer on the images with a fresh forward pass (mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both).")
     var verify = false
@@ -65,6 +82,9 @@ struct MICoordinator: AsyncParsableCommand {
             throw ValidationError("unknown network '\(network)'; built-in networks: \(BuiltinNetworks.names.joined(separator: ", "))")
         }
         guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be at least 1") }
+        if local != nil && workers != nil { throw ValidationError("use either --local N (workers started here) or --workers N (workers you start), not both") }
+        if let n = local ?? workers, n < 1 { throw ValidationError("the number of workers must be at least 1") }
+        guard heartbeat > 0 else { throw ValidationError("--heartbeat must be positive") }
         if let maxImages, maxImages < 1 { throw ValidationError("--max-images must be at least 1") }
         let needsWeights = algorithm.mode == .betweenLayer || algorithm.mode == .pretrainedBoth
         if needsWeights && weights == nil { throw ValidationError("--mode \(algorithm.mode.rawValue) starts from given weights: pass --weights FILE") }
@@ -91,18 +111,58 @@ struct MICoordinator: AsyncParsableCommand {
         log("[coordinator] \(net.name): \(paths.count) image(s) from \(images ?? "the embedded sample photos"), input \(describeShape(inputShape))")
         let loader = try ImageLoader(inputShape: inputShape, preprocessing: preprocessing.preset, resize: resize.mode)
         let loadStart = clock.now
-        let batch = try loader.loadBatch(paths: paths) { log("[images] \($0)") }
+        let options = algorithm.initOptions
+        let plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
+        let effectiveChunk = min(chunkSize, plan.loaded.count)
         let loadSeconds = (clock.now - loadStart) / .seconds(1)
 
-        // Statistics source and starting weights.
-        let options = algorithm.initOptions
-        let statistics = try LocalStatisticsSource(network: net, images: batch.tensor, chunkSize: min(chunkSize, batch.loaded.count),
+        // Statistics source: this process, or workers over ZeroMQ.
+        let statistics: any StatisticsSource
+        var cluster: ClusterStatisticsSource?
+        var localWorkers: LocalWorkers?
+        var socketDirectory: URL?
+        if local != nil || workers != nil {
+            let count = local ?? workers!
+            let endpoint: String
+            if local != nil {
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("magicinit-\(getpid())")
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                socketDirectory = directory
+                endpoint = "ipc://" + directory.appendingPathComponent("coordinator.sock").path
+            } else {
+                endpoint = bind
+            }
+            let router = try ZMQRouter(bind: endpoint, allowNonLoopback: allowRemote)
+            log("[coordinator] listening on \(router.endpoint); waiting for \(count) worker(s)")
+            var settings = ClusterStatisticsSource.Settings()
+            settings.heartbeatInterval = .milliseconds(Int(heartbeat * 1000))
+            let p = preprocessing.preset
+            let configuration = RunConfiguration(
+                model: .builtin(name: network.lowercased()), chunkSize: effectiveChunk, seed: options.seed, inputShape: inputShape,
+                bgr: p.channelOrder == .bgr, mean: [Double(p.mean.x), Double(p.mean.y), Double(p.mean.z)],
+                std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resize == .crop)
+            let source = try ClusterStatisticsSource(transport: router, network: net, configuration: configuration, chunks: plan.assignments,
+                                                     runID: UInt64.random(in: 1...UInt64.max), settings: settings, log: log)
+            if let local {
+                let cores = threads ?? ProcessInfo.processInfo.activeProcessorCount
+                localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local))
+            }
+            try await source.start(expectedWorkers: count)
+            statistics = source
+            cluster = source
+        } else {
+            statistics = try LocalStatisticsSource(network: net, images: plan.tensor, chunkSize: effectiveChunk,
                                                    seed: options.seed, threads: threads)
+        }
+        defer {
+            localWorkers?.stop(grace: .seconds(3))
+            if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
+        }
         if let weights {
             let file = try Safetensors.read(path: weights)
             let expected = Dictionary(uniqueKeysWithValues: statistics.graph.parameters.map { ($0.key, $0.shape) })
             var directives: [WeightDirective] = []
-            for (key, tensor) in file.tensors {
+            for (key, tensor) in file.tensors.sorted(by: { $0.key < $1.key }) {
                 guard let shape = expected[key] else { throw ValidationError("\(weights): tensor '\(key)' is not a parameter of \(net.name)") }
                 guard shape == tensor.shape else {
                     throw ValidationError("\(weights): tensor '\(key)' has shape \(describeShape(tensor.shape)), \(net.name) needs \(describeShape(shape))")
@@ -112,8 +172,25 @@ struct MICoordinator: AsyncParsableCommand {
             try await statistics.apply(directives)
         }
 
-        var (parameters, result) = try await Initializer(options: options, log: log).run(statistics, images: batch.loaded.count)
+        let outcome: (ParameterSet, InitReport)
+        do {
+            outcome = try await Initializer(options: options, log: log).run(statistics, images: plan.loaded.count)
+        } catch {
+            await cluster?.shutdown(reason: "the run failed: \(error)", wait: .milliseconds(500))
+            throw error
+        }
+        var (parameters, result) = outcome
         result.phaseSeconds["load images"] = loadSeconds
+        var summary: [String] = []
+        if let cluster {
+            let peaks = await cluster.shutdown(reason: "run complete")
+            let traffic = await cluster.traffic
+            summary.append(String(format: "wire: sent %.1f MB, received %.1f MB; statistics %.1f MB before LZ4, %.1f MB after", Double(traffic.bytesSent) / 1e6,
+                                  Double(traffic.bytesReceived) / 1e6, Double(traffic.payloadUncompressed) / 1e6, Double(traffic.payloadCompressed) / 1e6))
+            if !traffic.lostWorkers.isEmpty { summary.append("lost workers (their chunks were recomputed): \(traffic.lostWorkers.joined(separator: ", "))") }
+            for (worker, bytes) in peaks { summary.append(String(format: "peak memory of worker %@: %.2f GB", worker, Double(bytes) / 1e9)) }
+        }
+        summary.append(String(format: "peak memory of the coordinator: %.2f GB", Double(peakResidentBytes()) / 1e9))
 
         // Output: nothing non-finite is ever written; files appear whole or not at all.
         for (key, tensor) in parameters where tensor.data.contains(where: { !$0.isFinite }) {
@@ -126,9 +203,10 @@ struct MICoordinator: AsyncParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(result).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
         print(result.table())
+        summary.forEach { print($0) }
         print("wrote \(outputPath) (\(parameters.count) tensors) and \(reportPath)")
         if verify {
-            try Verification.run(network: net, weightsPath: outputPath, images: batch.tensor, chunkSize: chunkSize,
+            try Verification.run(network: net, weightsPath: outputPath, images: plan.tensor, chunkSize: chunkSize,
                                  beta: options.bias, mode: options.mode)
         }
     }

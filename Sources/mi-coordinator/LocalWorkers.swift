@@ -1,0 +1,59 @@
+import Foundation
+
+/// The worker processes of `mi-coordinator --local N`: started next to the coordinator,
+/// stopped at the end, on failure, or on Ctrl-C (and, through `--die-with-parent`, when
+/// the coordinator itself is killed) — no orphans.
+final class LocalWorkers: @unchecked Sendable {
+    private var processes: [Process] = []
+    private let lock = NSLock()
+    private var signalSources: [DispatchSourceSignal] = []
+
+    /// Starts `count` `mi-worker` processes (found next to this executable) connecting to
+    /// `endpoint`, each with `threads` oneDNN threads.
+    init(count: Int, endpoint: String, threads: Int) throws {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("mi-worker")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw CoordinatorError.missingWorkerExecutable(executable.path)
+        }
+        for i in 0..<count {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = ["--connect", endpoint, "--threads", String(threads), "--name", "local-\(i)", "--die-with-parent"]
+            try process.run()
+            processes.append(process)
+        }
+        // Ctrl-C / SIGTERM: stop the workers, then exit with the signal's status.
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                FileHandle.standardError.write(Data("[coordinator] interrupted: stopping the workers\n".utf8))
+                self?.stop(grace: .milliseconds(500))
+                exit(128 + sig)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
+    var processIDs: [Int32] { lock.withLock { processes.map(\.processIdentifier) } }
+
+    /// Waits up to `grace` for the workers to exit on their own, then terminates the rest.
+    func stop(grace: Duration) {
+        let list = lock.withLock { processes }
+        let deadline = ContinuousClock.now + grace
+        while list.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(20_000) }
+        for process in list where process.isRunning { process.terminate() }
+        for process in list { process.waitUntilExit() }
+    }
+}
+
+enum CoordinatorError: Error, CustomStringConvertible {
+    case missingWorkerExecutable(String)
+    var description: String {
+        switch self {
+        case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing (build the mi-worker product)"
+        }
+    }
+}
