@@ -225,18 +225,27 @@ public final class ChunkCollector {
             for node in graph.nodes where node.kind.isAffine {
                 let bottomShape = graph.blobs[node.bottoms[0]].shape
                 let topShape = graph.blobs[node.tops[0]].shape
-                let x = try engine.value(of: node.bottoms[0])
-                let z = firstImages(try engine.value(of: node.tops[0]), chunk.imageCount)
-                let y = firstImages(try engine.gradient(of: node.tops[0]), chunk.imageCount)
+                let n = chunk.imageCount
+                let realShape = { (id: Int) in [n] + self.graph.blobs[id].shape.dropFirst() }
+                let (inSums, inCount) = try engine.withValue(of: node.bottoms[0]) { x in
+                    ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: n, outputShape: topShape)
+                }
+                let zShape = realShape(node.tops[0])
+                let moments = try engine.withValue(of: node.tops[0]) { z in
+                    ChannelMoments(accumulating: UnsafeBufferPointer(rebasing: z[0..<zShape.reduce(1, *)]), shape: zShape)
+                }
+                let (norm, squares) = try engine.withGradient(of: node.tops[0]) { y -> (SquaredNormSum, SquareSums) in
+                    let real = UnsafeBufferPointer(rebasing: y[0..<zShape.reduce(1, *)])
+                    return (SquaredNormSum(accumulating: real, shape: zShape), SquareSums(accumulating: real, shape: zShape))
+                }
                 let dW = weightGradients ? try engine.parameterGradient(node.parameters[0].key) : nil
-                let (inSums, inCount) = ColumnStatistics.inputSquares(node, x: x, images: chunk.imageCount, outputShape: topShape)
                 layers.append(LayerMeasurement(
                     layer: node.name, rows: topShape[1],
                     columnsPerChannel: ColumnStatistics.columnsPerChannel(node, bottom: bottomShape),
-                    outputMoments: ChannelMoments(accumulating: z),
+                    outputMoments: moments,
                     inputSquares: SquareSums(count: inCount, sumOfSquares: inSums),
-                    outputGradientNorm: SquaredNormSum(accumulating: y),
-                    outputGradientSquares: SquareSums(accumulating: y),
+                    outputGradientNorm: norm,
+                    outputGradientSquares: squares,
                     weightGradientSquares: dW.map { SquareSums(count: 1, sumOfSquares: ColumnStatistics.rowSquares(node, weight: $0, bottomChannels: bottomShape[1])) }
                         ?? SquareSums(channelCount: 0),
                     weightSquares: weightSquares[node.name]!))

@@ -55,14 +55,44 @@ enum ColumnStatistics {
     /// padding); for an inner product each input feature; for a deconvolution each input
     /// channel. Returns the sums and the number of samples per column.
     /// - Complexity: `images · C · kH · kW · H' · W'` for a convolution.
-    static func inputSquares(_ node: Graph.Node, x: Tensor, images: Int, outputShape: [Int]) -> (sums: [Double], count: Int64) {
-        let d = x.data
+    static func inputSquares(_ node: Graph.Node, x: UnsafeBufferPointer<Float>, shape: [Int], images: Int, outputShape: [Int]) -> (sums: [Double], count: Int64) {
+        let d = x
         switch node.kind {
         case .convolution(let p):
-            let c = x.shape[1], h = x.shape[2], w = x.shape[3]
+            let c = shape[1], h = shape[2], w = shape[3]
             let oh = outputShape[2], ow = outputShape[3]
             let kh = p.kernel.h, kw = p.kernel.w
             var sums = [Double](repeating: 0, count: c * kh * kw)
+            if p.stride.h == 1 && p.stride.w == 1 {
+                // Stride 1: tap (a, b) reads the rectangle rows a·d−p … a·d−p+H'−1 (clipped),
+                // likewise columns; one 2-D prefix sum of x² per plane answers every tap.
+                var prefix = [Double](repeating: 0, count: (h + 1) * (w + 1))
+                for n in 0..<images {
+                    for ch in 0..<c {
+                        let plane = (n * c + ch) * h * w
+                        for y in 0..<h {
+                            var row = 0.0
+                            for xo in 0..<w {
+                                let v = Double(d[plane + y * w + xo])
+                                row += v * v
+                                prefix[(y + 1) * (w + 1) + xo + 1] = prefix[y * (w + 1) + xo + 1] + row
+                            }
+                        }
+                        for a in 0..<kh {
+                            let top = max(a * p.dilation.h - p.pad.h, 0), bottom = min(a * p.dilation.h - p.pad.h + oh, h)
+                            guard top < bottom else { continue }
+                            for b in 0..<kw {
+                                let left = max(b * p.dilation.w - p.pad.w, 0), right = min(b * p.dilation.w - p.pad.w + ow, w)
+                                guard left < right else { continue }
+                                // A difference of prefix sums can round to a tiny negative.
+                                sums[(ch * kh + a) * kw + b] += max(0, prefix[bottom * (w + 1) + right] - prefix[top * (w + 1) + right]
+                                    - prefix[bottom * (w + 1) + left] + prefix[top * (w + 1) + left])
+                            }
+                        }
+                    }
+                }
+                return (sums, Int64(images * oh * ow))
+            }
             var squares = [Double](repeating: 0, count: h * w)
             for n in 0..<images {
                 for ch in 0..<c {
@@ -87,14 +117,14 @@ enum ColumnStatistics {
             }
             return (sums, Int64(images * oh * ow))
         case .innerProduct:
-            let f = x.count / x.shape[0]
+            let f = shape.dropFirst().reduce(1, *)
             var sums = [Double](repeating: 0, count: f)
             for n in 0..<images {
                 for j in 0..<f { let v = Double(d[n * f + j]); sums[j] += v * v }
             }
             return (sums, Int64(images))
         default:
-            let c = x.shape[1], plane = x.shape.dropFirst(2).reduce(1, *)
+            let c = shape[1], plane = shape.dropFirst(2).reduce(1, *)
             var sums = [Double](repeating: 0, count: c)
             for n in 0..<images {
                 for ch in 0..<c {

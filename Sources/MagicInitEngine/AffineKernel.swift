@@ -71,16 +71,15 @@ final class AffineKernel: Kernel {
             }
             biasCount = o
         case .innerProduct(let p):
-            // Run as a convolution whose kernel covers the whole input plane: oneDNN's
-            // inner product splits its reduction across threads, so its bits depend on the
-            // thread count; its convolution does not, and replicas with different thread
-            // counts must agree bit for bit (DESIGN §3).
+            // oneDNN's inner product splits its reductions across threads, so its bits would
+            // depend on the thread count, and replicas with different thread counts must
+            // agree bit for bit (DESIGN §3): it is planned and run on one thread (it is
+            // memory-bound, so this costs little).
             family = .innerProduct
             hasBias = p.biasTerm
-            let x4 = x.count == 4 ? x : [x[0], x.dropFirst().reduce(1, *), 1, 1]
-            logicalWeights = [p.numOutput] + x4.dropFirst()
+            logicalWeights = [p.numOutput] + x.dropFirst()
             userWeights = try plainDesc(logicalWeights)
-            geometry = ([1, 1], [0, 0], [0, 0], [0, 0])
+            geometry = ([], [], [], [])
             biasCount = p.numOutput
         default:
             preconditionFailure("AffineKernel built for \(node.kind.caffeType)")
@@ -91,13 +90,10 @@ final class AffineKernel: Kernel {
         userWeightsDesc = userWeights
         opName = "\(node.kind.caffeType) \(node.name)"
 
-        let x4 = x.count == 4 ? x : [x[0], x.dropFirst().reduce(1, *), 1, 1]
-        let y4 = y.count == 4 ? y : [y[0], y[1], 1, 1]
-        convolutionShapes = (x4, y4)
-        var src = try memoryDesc(x4, dnnl_format_tag_any)
+        convolutionShapes = (x, y)
+        var src = try memoryDesc(x, dnnl_format_tag_any)
         var wts = try memoryDesc(logicalWeights, dnnl_format_tag_any)
-        // An inner product's 2-D top is a plain view of the convolution's (N, O, 1, 1) output.
-        var dst = try memoryDesc(y4, y.count == 4 ? dnnl_format_tag_any : dnnl_abcd)
+        var dst = try memoryDesc(y, dnnl_format_tag_any)
         var biasDesc = try plainDesc([biasCount])
         let geometry = self.geometry
         let family = self.family
@@ -110,12 +106,15 @@ final class AffineKernel: Kernel {
         forwardPrimitive = try withUnsafeMutablePointer(to: &biasDesc) { biasPointer -> Primitive in
             let b: UnsafeMutablePointer<dnnl_memory_desc_t>? = hasBias ? biasPointer : nil
             switch family {
-            case .convolution, .innerProduct:
+            case .convolution:
                 var d = dnnl_convolution_desc_t()
-                let alg = family == .innerProduct ? dnnl_convolution_direct : algorithm.dnnl(deconvolution: false)
                 try AffineKernel.withGeometry(geometry) { s, dl, pl, pr in
-                    try check(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training, alg, &src, &wts, b, &dst, s, dl, pl, pr), "describing \(opName)")
+                    try check(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training, algorithm.dnnl(deconvolution: false), &src, &wts, b, &dst, s, dl, pl, pr), "describing \(opName)")
                 }
+                return try Primitive(opDesc: &d, hint: nil, context, opName)
+            case .innerProduct:
+                var d = dnnl_inner_product_desc_t()
+                try check(dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, &src, &wts, b, &dst), "describing \(opName)")
                 return try Primitive(opDesc: &d, hint: nil, context, opName)
             case .deconvolution:
                 var d = dnnl_deconvolution_desc_t()
@@ -130,27 +129,16 @@ final class AffineKernel: Kernel {
         super.init(base: node, graph: graph, bottoms: bottoms, context: context)
         let output = try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)
         outputView = output
-        if y.count == 4 {
-            tops = [output]
-        } else {
-            tops = [try Memory(viewing: output, as: plainDesc(y), context)]
-        }
-        inputView = x.count == 4 ? bottoms[0] : try Memory(viewing: bottoms[0], as: plainDesc(x4), context)
+        tops = [output]
+        inputView = bottoms[0]
     }
 
-    /// 4-D shapes the primitives see: `(N, C, H, W)` in, `(N, O, H', W')` out (an inner
-    /// product's 2-D blobs as `(N, F, 1, 1)` and `(N, O, 1, 1)`).
+    /// Shapes the primitives see: the bottom's and the top's.
     private var convolutionShapes: (x: [Int], y: [Int]) = ([], [])
-    /// The bottom and top as the primitives see them (views of 2-D blobs).
     private var inputView: Memory!
     private var outputView: Memory!
     private var diffView: Memory?
     private var sinkView: Memory?
-
-    /// A 4-D view of a 2-D plain memory (or the memory itself when it is 4-D).
-    private func view4D(_ memory: Memory, _ shape4: [Int]) throws -> Memory {
-        memory.desc.ndims == 4 ? memory : try Memory(viewing: memory, as: plainDesc(shape4), context)
-    }
 
     /// Right padding that makes oneDNN's output extent equal Caffe's:
     /// `(out − 1)·stride + dilation·(kernel − 1) + 1 − input − padLeft`.
@@ -205,9 +193,17 @@ final class AffineKernel: Kernel {
         var diffBiasDesc = try plainDesc([biasCount])
         let hasBias = bias != nil
         switch family {
-        case .convolution, .innerProduct:
+        case .innerProduct:
+            var dd = dnnl_inner_product_desc_t(), dw = dnnl_inner_product_desc_t()
+            try check(dnnl_inner_product_backward_data_desc_init(&dd, &diffSrc, &wts, &diffDst), "describing backward-data of \(opName)")
+            try withUnsafeMutablePointer(to: &diffBiasDesc) { b in
+                try check(dnnl_inner_product_backward_weights_desc_init(&dw, &src, &diffWts, hasBias ? b : nil, &diffDst), "describing backward-weights of \(opName)")
+            }
+            backwardData = try Primitive(opDesc: &dd, hint: forwardPrimitive, context, "backward-data of \(opName)")
+            backwardWeights = try Primitive(opDesc: &dw, hint: forwardPrimitive, context, "backward-weights of \(opName)")
+        case .convolution:
             var dd = dnnl_convolution_desc_t(), dw = dnnl_convolution_desc_t()
-            let algorithm = family == .innerProduct ? dnnl_convolution_direct : self.algorithm.dnnl(deconvolution: false)
+            let algorithm = self.algorithm.dnnl(deconvolution: false)
             try AffineKernel.withGeometry(geometry) { s, dl, pl, pr in
                 try check(dnnl_dilated_convolution_backward_data_desc_init(&dd, algorithm, &diffSrc, &wts, &diffDst, s, dl, pl, pr), "describing backward-data of \(opName)")
                 try withUnsafeMutablePointer(to: &diffBiasDesc) { b in
@@ -240,8 +236,8 @@ final class AffineKernel: Kernel {
 
     private func backwardPass(weights computeWeights: Bool) throws {
         try buildBackward()
-        if diffView == nil { diffView = try view4D(diffs[0], convolutionShapes.y) }
-        if sinkView == nil, let sink = sinks[0] { sinkView = try view4D(sink, convolutionShapes.x) }
+        if diffView == nil { diffView = diffs[0] }
+        if sinkView == nil, let sink = sinks[0] { sinkView = sink }
         if let sink = sinkView, let backwardData {
             let diffDst = try adapt(diffView!, to: backwardData.md(dnnl_query_diff_dst_md), slot: "bwd-data diff_dst")
             let w = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")

@@ -121,6 +121,51 @@ public final class Engine {
         try Engine.download(values[id], shape: graph.blobs[id].shape, userDesc: nil, context: context, label: graph.blobs[id].label)
     }
 
+    /// Calls `body` with blob `id`'s value in row-major order, without allocating: the
+    /// blob's own buffer when its layout is already plain, else a reorder into one scratch
+    /// buffer the engine reuses (valid only during `body`; do not nest these calls).
+    public func withValue<R>(of id: Int, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        try withPlain(values[id], blob: id, slot: "value", body)
+    }
+
+    /// Like ``withValue(of:_:)`` for blob `id`'s gradient (after ``backward(weights:)``).
+    public func withGradient<R>(of id: Int, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        guard diffs.indices.contains(id), let diff = diffs[id] else {
+            throw EngineError.missingParameter("gradient of blob \(graph.blobs[id].label) (run backward first)")
+        }
+        return try withPlain(diff, blob: id, slot: "gradient", body)
+    }
+
+    private var plainScratch: (buffer: UnsafeMutableRawPointer, bytes: Int)?
+    private var plainReorders: [String: (Reorder, Memory)] = [:]
+
+    private func withPlain<R>(_ memory: Memory, blob id: Int, slot: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        let shape = graph.blobs[id].shape
+        let count = shape.reduce(1, *)
+        let plain = try plainDesc(shape)
+        if descEqual(plain, memory.desc) { return try body(UnsafeBufferPointer(start: memory.floats, count: count)) }
+        if plainScratch == nil || plainScratch!.bytes < count * 4 {
+            plainScratch.map { $0.buffer.deallocate() }
+            let largest = graph.blobs.map { $0.shape.reduce(1, *) }.max()! * 4
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 64)
+            plainScratch = (buffer, largest)
+            plainReorders = [:]
+        }
+        let key = "\(id) \(slot)"
+        if plainReorders[key] == nil {
+            let target = try Memory(wrapping: plainScratch!.buffer, desc: plain, context)
+            plainReorders[key] = (try Reorder(from: memory.desc, to: plain, context, "\(slot) of \(graph.blobs[id].label)"), target)
+        }
+        let (reorder, target) = plainReorders[key]!
+        try reorder.run(memory, target, context)
+        return try body(UnsafeBufferPointer(start: target.floats, count: count))
+    }
+
+    deinit {
+        plainReorders = [:]
+        plainScratch.map { $0.buffer.deallocate() }
+    }
+
     /// Sets the gradient of blob `id` (normally an output: the top gradient η of the paper's
     /// random linear loss `ℓ = η · z_N`, Krähenbühl et al. 2016 §3).
     public func setGradient(_ tensor: Tensor, of id: Int) throws {
