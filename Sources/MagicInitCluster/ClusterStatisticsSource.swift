@@ -61,13 +61,16 @@ public actor ClusterStatisticsSource: StatisticsSource {
     private var replica: WeightReplica
     private var step = 0
     public private(set) var traffic = Statistics()
+    private let progress: ProgressHandler?
 
     /// - Parameters:
     ///   - network: the network to initialise (as the workers will build it).
     ///   - configuration: sent to every worker.
     ///   - chunks: every chunk with its encoded images, numbered 0…M−1.
     public init(transport: RouterTransport, network: Network, configuration: RunConfiguration, chunks: [ChunkAssignment],
-                runID: UInt64, settings: Settings = Settings(), log: @escaping @Sendable (String) -> Void) throws {
+                runID: UInt64, settings: Settings = Settings(), log: @escaping @Sendable (String) -> Void,
+                progress: ProgressHandler? = nil) throws {
+        self.progress = progress
         self.transport = transport
         self.configuration = configuration
         self.settings = settings
@@ -144,7 +147,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
     public func outputMoments(layer: String) throws -> ChannelMoments {
         guard let node = graph.node(named: layer) else { throw AlgorithmError.unknownLayer(layer) }
         let channels = graph.blobs[graph.nodes[node].tops[0]].shape[1]
-        let parts = try collect(.outputMoments(layer: layer)) { bytes in try WireCodec.decodeMoments(bytes, channels: channels) }
+        let parts = try collect(.outputMoments(layer: layer), phase: graph.algorithm1Phase(layer: layer)) { bytes in try WireCodec.decodeMoments(bytes, channels: channels) }
         var merged = ChannelMoments(channelCount: channels)
         for chunk in parts.keys.sorted() { merged.merge(parts[chunk]!) }
         return merged
@@ -161,7 +164,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
             }
             return (node.name, graph.blobs[node.tops[0]].shape[1], columns)
         }
-        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients)) { bytes in
+        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: "algorithm 2: measurement pass") { bytes in
             try WireCodec.decodeMeasurement(bytes, expected: expected)
         }
         let order = parts.keys.sorted()
@@ -176,10 +179,13 @@ public actor ClusterStatisticsSource: StatisticsSource {
 
     /// Asks every worker for its chunks and waits until every chunk is answered once,
     /// reassigning the chunks of lost workers.
-    private func collect<T>(_ kind: StatisticsKind, decode: ([UInt8]) throws -> T) throws -> [Int: T] {
+    private func collect<T>(_ kind: StatisticsKind, phase: String, decode: ([UInt8]) throws -> T) throws -> [Int: T] {
         step += 1
         let current = step
         var results: [Int: T] = [:]
+        let totalImages = assignments.values.reduce(0) { $0 + $1.images.count }
+        var imagesDone = 0
+        progress?(ProgressEvent(phase: phase, imagesDone: 0, imagesTotal: totalImages))
         for (peer, worker) in workers {
             try send(.request(step: current, kind: kind, chunks: worker.chunks.sorted(), directiveCount: directiveLog.count), to: peer)
         }
@@ -202,6 +208,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
                 results[chunk] = try decode(bytes)
                 traffic.payloadUncompressed += size
                 traffic.payloadCompressed += payload.count
+                imagesDone += assignments[chunk]!.images.count
+                progress?(ProgressEvent(phase: phase, imagesDone: imagesDone, imagesTotal: totalImages))
             } catch {
                 log("[coordinator] rejected a reply from worker \(worker.index) for chunk \(chunk): \(error)")
                 throw ClusterError.badReply(worker: "\(worker.index) (\(worker.host))", reason: "\(error)")

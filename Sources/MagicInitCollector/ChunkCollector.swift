@@ -107,6 +107,9 @@ public final class ChunkCollector {
 
     public var chunkIndices: [Int] { chunks.map(\.index) }
 
+    /// Images held, over all chunks.
+    public var imageCount: Int { chunks.reduce(0) { $0 + $1.imageCount } }
+
     // MARK: weights
 
     /// Applies weight directives to this replica (and to Algorithm 1's cached output of
@@ -162,7 +165,7 @@ public final class ChunkCollector {
     /// chunk's real images, computing forward from the committed state of the previous
     /// Algorithm 1 step (the prefix is never re-run).
     /// - Parameter only: restrict to these chunks (default: every chunk held).
-    public func outputMoments(layer: String, only: Set<Int>? = nil) throws -> [(chunk: Int, moments: ChannelMoments)] {
+    public func outputMoments(layer: String, only: Set<Int>? = nil, chunkDone: (Chunk) -> Void = { _ in }) throws -> [(chunk: Int, moments: ChannelMoments)] {
         guard let target = graph.node(named: layer) else { throw EngineError.unknownParameter(layer) }
         guard target > frontier else {
             throw EngineError.missingParameter("Algorithm 1 asked for \(layer) after a later layer; layers must come in topological order")
@@ -184,6 +187,7 @@ public final class ChunkCollector {
             for blob in live { keep[blob] = blob == top ? z : try engine.value(of: blob) }
             keep[top] = z
             after[chunk.index] = keep
+            chunkDone(chunk)
         }
         pending = (target, after)
         return results
@@ -193,7 +197,8 @@ public final class ChunkCollector {
 
     /// Per chunk (in chunk order): a full measurement pass with the random linear loss
     /// `ℓ = η · z_N`, `η` from stream `("eta", step, image)` with `seed`.
-    public func measure(step: Int, seed: UInt64, weightGradients: Bool, only: Set<Int>? = nil) throws -> [(chunk: Int, measurement: NetworkMeasurement)] {
+    public func measure(step: Int, seed: UInt64, weightGradients: Bool, only: Set<Int>? = nil,
+                        chunkDone: (Chunk) -> Void = { _ in }) throws -> [(chunk: Int, measurement: NetworkMeasurement)] {
         // Algorithm 1 is over once measurements start: its caches are no longer needed.
         committed = [:]
         pending = nil
@@ -251,6 +256,7 @@ public final class ChunkCollector {
                     weightSquares: weightSquares[node.name]!))
             }
             results.append((chunk.index, NetworkMeasurement(layers: layers)))
+            chunkDone(chunk)
         }
         return results
     }

@@ -8,11 +8,14 @@ public actor LocalStatisticsSource: StatisticsSource {
     public nonisolated let graph: Graph
     private let collector: ChunkCollector
     private let seed: UInt64
+    private let progress: ProgressHandler?
 
     /// - Parameters:
     ///   - images: all sample images, `(N, 3, H, W)`, split into chunks of `chunkSize` in order.
     ///   - seed: seed of the top gradients η.
-    public init(network: Network, images: Tensor, chunkSize: Int, seed: UInt64, threads: Int? = nil) throws {
+    public init(network: Network, images: Tensor, chunkSize: Int, seed: UInt64, threads: Int? = nil,
+                progress: ProgressHandler? = nil) throws {
+        self.progress = progress
         let collector = try ChunkCollector(network: network, chunkSize: chunkSize, threads: threads)
         try collector.add(LocalStatisticsSource.chunks(of: images, size: chunkSize))
         self.collector = collector
@@ -35,17 +38,30 @@ public actor LocalStatisticsSource: StatisticsSource {
     }
 
     public func outputMoments(layer: String) async throws -> ChannelMoments {
-        let parts = try collector.outputMoments(layer: layer)
+        let parts = try collector.outputMoments(layer: layer, chunkDone: reporter(graph.algorithm1Phase(layer: layer)))
         var merged = ChannelMoments(channelCount: parts[0].moments.channelCount)
         for part in parts { merged.merge(part.moments) }
         return merged
     }
 
     public func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement {
-        let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients)
+        let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients,
+                                          chunkDone: reporter("algorithm 2: measurement pass"))
         var merged = parts[0].measurement
         for part in parts.dropFirst() { merged.merge(part.measurement) }
         return merged
+    }
+
+    /// A per-chunk callback that reports images done so far for `phase`.
+    private func reporter(_ phase: String) -> (Chunk) -> Void {
+        guard let progress else { return { _ in } }
+        var done = 0
+        let total = collector.imageCount
+        progress(ProgressEvent(phase: phase, imagesDone: 0, imagesTotal: total))
+        return { chunk in
+            done += chunk.imageCount
+            progress(ProgressEvent(phase: phase, imagesDone: done, imagesTotal: total))
+        }
     }
 
     public func parameters() async throws -> ParameterSet {

@@ -19,7 +19,7 @@ final class LocalWorkers: @unchecked Sendable {
         for i in 0..<count {
             let process = Process()
             process.executableURL = executable
-            process.arguments = ["--connect", endpoint, "--threads", String(threads), "--name", "local-\(i)", "--die-with-parent"]
+            process.arguments = ["--connect", endpoint, "--threads", String(threads), "--name", "local-\(i)", "--die-with-parent", "--quiet"]
             try process.run()
             processes.append(process)
         }

@@ -142,7 +142,8 @@ struct MICoordinator: AsyncParsableCommand {
                 bgr: p.channelOrder == .bgr, mean: [Double(p.mean.x), Double(p.mean.y), Double(p.mean.z)],
                 std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resize == .crop)
             let source = try ClusterStatisticsSource(transport: router, network: net, configuration: configuration, chunks: plan.assignments,
-                                                     runID: UInt64.random(in: 1...UInt64.max), settings: settings, log: log)
+                                                     runID: UInt64.random(in: 1...UInt64.max), settings: settings, log: log,
+                                                     progress: { progressLine.update($0) })
             if let local {
                 let cores = threads ?? ProcessInfo.processInfo.activeProcessorCount
                 localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local))
@@ -152,7 +153,7 @@ struct MICoordinator: AsyncParsableCommand {
             cluster = source
         } else {
             statistics = try LocalStatisticsSource(network: net, images: plan.tensor, chunkSize: effectiveChunk,
-                                                   seed: options.seed, threads: threads)
+                                                   seed: options.seed, threads: threads, progress: { progressLine.update($0) })
         }
         defer {
             localWorkers?.stop(grace: .seconds(3))
@@ -179,6 +180,7 @@ struct MICoordinator: AsyncParsableCommand {
             await cluster?.shutdown(reason: "the run failed: \(error)", wait: .milliseconds(500))
             throw error
         }
+        progressLine.finish()
         var (parameters, result) = outcome
         result.phaseSeconds["load images"] = loadSeconds
         var summary: [String] = []
@@ -222,7 +224,10 @@ enum ResizeChoice: String, ExpressibleByArgument, CaseIterable {
     var mode: ResizeMode { self == .crop ? .shorterSideThenCenterCrop : .stretch }
 }
 
+/// The live progress line (on a terminal) and the log above it.
+let progressLine = ProgressLine()
+
 /// One line per event on standard error.
 @Sendable func log(_ line: String) {
-    FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+    progressLine.log(line)
 }

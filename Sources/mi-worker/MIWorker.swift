@@ -36,7 +36,7 @@ struct MIWorker: ParsableCommand {
     @Flag(help: "Exit when the parent process exits (used by mi-coordinator --local).")
     var dieWithParent = false
 
-    @Flag(help: .hidden)
+    @Flag(help: "Log only errors (used by mi-coordinator --local).")
     var quiet = false
 
     func validate() throws {
@@ -60,7 +60,7 @@ struct MIWorker: ParsableCommand {
         do {
             try WorkerSession(transport: transport, settings: settings, log: log).run()
         } catch {
-            log("stopped: \(error)")
+            FileHandle.standardError.write(Data("[\(host)] stopped: \(error)\n".utf8))
             throw ExitCode(1)
         }
         log(String(format: "done; peak resident memory %.2f GB", Double(peakResidentBytes()) / 1e9))
