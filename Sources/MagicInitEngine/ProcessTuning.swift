@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 
 /// Process-wide settings for the executables that run the engine.
 public enum ProcessTuning {
@@ -10,4 +11,13 @@ public enum ProcessTuning {
         _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
         _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
     }
+}
+
+/// Peak resident set size of this process (`VmHWM` in /proc/self/status), in bytes; 0 where
+/// the file is missing.
+public func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kB = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kB * 1024
 }

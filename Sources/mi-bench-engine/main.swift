@@ -44,7 +44,7 @@ struct BenchEngine: ParsableCommand {
             }
             try measure(network)
         }
-        print(String(format: "peak resident memory of this process: %.2f GB", peakResidentBytes() / 1e9))
+        print(String(format: "peak resident memory of this process: %.2f GB", Double(peakResidentBytes()) / 1e9))
     }
 
     func measure(_ network: Network) throws {
@@ -135,12 +135,4 @@ func seconds(since start: ContinuousClock.Instant) -> Double { (ContinuousClock.
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-/// Peak resident set size (`VmHWM` of /proc/self/status), in bytes.
-func peakResidentBytes() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kB = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-    return kB * 1024
 }
