@@ -7,15 +7,14 @@ final class LocalWorkers: @unchecked Sendable {
     private var processes: [Process] = []
     private let lock = NSLock()
     private var signalSources: [DispatchSourceSignal] = []
+    /// Removed when the workers stop (it holds the ipc:// socket).
+    private let socketDirectory: URL?
 
     /// Starts `count` `mi-worker` processes (found next to this executable) connecting to
-    /// `endpoint`, each with `threads` oneDNN threads.
-    init(count: Int, endpoint: String, threads: Int) throws {
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("mi-worker")
-        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-            throw CoordinatorError.missingWorkerExecutable(executable.path)
-        }
+    /// `endpoint`, each with `threads` oneDNN threads; `socketDirectory` is removed on stop.
+    init(count: Int, endpoint: String, threads: Int, socketDirectory: URL?) throws {
+        self.socketDirectory = socketDirectory
+        let executable = try LocalWorkers.requireWorkerExecutable()
         for i in 0..<count {
             let process = Process()
             process.executableURL = executable
@@ -37,6 +36,18 @@ final class LocalWorkers: @unchecked Sendable {
         }
     }
 
+    /// The `mi-worker` executable next to this one.
+    /// - Throws: ``CoordinatorError/missingWorkerExecutable(_:)``.
+    @discardableResult
+    static func requireWorkerExecutable() throws -> URL {
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("mi-worker")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw CoordinatorError.missingWorkerExecutable(executable.path)
+        }
+        return executable
+    }
+
     var processIDs: [Int32] { lock.withLock { processes.map(\.processIdentifier) } }
 
     /// Waits up to `grace` for the workers to exit on their own, then terminates the rest.
@@ -45,7 +56,11 @@ final class LocalWorkers: @unchecked Sendable {
         let deadline = ContinuousClock.now + grace
         while list.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(20_000) }
         for process in list where process.isRunning { process.terminate() }
+        let hardDeadline = ContinuousClock.now + .seconds(2)
+        while list.contains(where: \.isRunning) && ContinuousClock.now < hardDeadline { usleep(20_000) }
+        for process in list where process.isRunning { kill(process.processIdentifier, SIGKILL) }
         for process in list { process.waitUntilExit() }
+        if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
     }
 }
 
@@ -53,7 +68,7 @@ enum CoordinatorError: Error, CustomStringConvertible {
     case missingWorkerExecutable(String)
     var description: String {
         switch self {
-        case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing (build the mi-worker product)"
+        case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing; build it with `swift build -c release` (or `swift build -c release --product mi-worker`)"
         }
     }
 }

@@ -56,7 +56,7 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "oneDNN threads (default: all cores; with --local, split between the workers).")
     var threads: Int?
 
-    @Option(help: "Start this many mi-worker processes on this machine and shard the images across them.")
+    @Option(help: "Start this many mi-worker processes on this machine (the mi-worker executable next to this one; `swift build -c release` builds both) and shard the images across them.")
     var local: Int?
 
     @Option(help: "Wait for this many mi-worker processes (started by you, e.g. on other machines) to connect to --bind.")
@@ -71,7 +71,7 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats; a worker silent for 10 heartbeats loses its chunks to the others.")
     var heartbeat = 1.0
 
-    @Flag(help: "After writing, reload the weights from the file and check every channel of every affine layer on the images with a fresh forward pass (mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both).")
+    @Flag(help: "After writing, reload the weights from the file and measure every channel of every affine layer on the images with a fresh forward pass: mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both (exact for ReLU/pooling networks, approximate across LRN, sigmoid or tanh).")
     var verify = false
 
     @OptionGroup(title: "Algorithm options")
@@ -83,7 +83,8 @@ struct MICoordinator: AsyncParsableCommand {
         }
         guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be at least 1") }
         if local != nil && workers != nil { throw ValidationError("use either --local N (workers started here) or --workers N (workers you start), not both") }
-        if let n = local ?? workers, n < 1 { throw ValidationError("the number of workers must be at least 1") }
+        if let n = local, n < 1 { throw ValidationError("--local must be at least 1, got \(n)") }
+        if let n = workers, n < 1 { throw ValidationError("--workers must be at least 1, got \(n)") }
         guard heartbeat > 0 else { throw ValidationError("--heartbeat must be positive") }
         if let maxImages, maxImages < 1 { throw ValidationError("--max-images must be at least 1") }
         let needsWeights = algorithm.mode == .betweenLayer || algorithm.mode == .pretrainedBoth
@@ -92,6 +93,8 @@ struct MICoordinator: AsyncParsableCommand {
         if let output, (try? ModelFormat(path: output)) != .safetensors {
             throw ValidationError("--output \(output): only .safetensors is written for built-in networks")
         }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if local != nil && bind != "tcp://127.0.0.1:5555" { throw ValidationError("--bind is for --workers; --local uses a private ipc:// socket") }
     }
 
     func run() async throws {
@@ -103,6 +106,13 @@ struct MICoordinator: AsyncParsableCommand {
         let reportPath = report ?? (outputPath.hasSuffix(".safetensors") ? String(outputPath.dropLast(".safetensors".count)) : outputPath) + ".report.json"
         let graph = try Graph(net)
         let inputShape = Array(graph.blobs[graph.inputs[0]].shape.dropFirst())
+        guard URL(fileURLWithPath: outputPath).standardized.path != URL(fileURLWithPath: reportPath).standardized.path else {
+            throw ValidationError("--report and --output are the same file (\(outputPath)); give the report its own path")
+        }
+        // Fail now, not after the computation, when an output cannot be written.
+        for (flag, path) in [("--output", outputPath), ("--report", reportPath)] {
+            try MICoordinator.checkWritable(path, flag: flag)
+        }
 
         // Images.
         let source = images ?? SamplePhotos.folder
@@ -125,6 +135,7 @@ struct MICoordinator: AsyncParsableCommand {
             let count = local ?? workers!
             let endpoint: String
             if local != nil {
+                try LocalWorkers.requireWorkerExecutable()
                 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("magicinit-\(getpid())")
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
                 socketDirectory = directory
@@ -132,7 +143,16 @@ struct MICoordinator: AsyncParsableCommand {
             } else {
                 endpoint = bind
             }
-            let router = try ZMQRouter(bind: endpoint, allowNonLoopback: allowRemote)
+            let router: ZMQRouter
+            do {
+                router = try ZMQRouter(bind: endpoint, allowNonLoopback: allowRemote)
+            } catch TransportError.invalidEndpoint {
+                if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
+                throw ValidationError("--bind \(endpoint) is not a loopback address: pass --allow-remote to accept workers from other machines (the traffic is not encrypted)")
+            } catch {
+                if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
+                throw error
+            }
             log("[coordinator] listening on \(router.endpoint); waiting for \(count) worker(s)")
             var settings = ClusterStatisticsSource.Settings()
             settings.heartbeatInterval = .milliseconds(Int(heartbeat * 1000))
@@ -146,9 +166,15 @@ struct MICoordinator: AsyncParsableCommand {
                                                      progress: { progressLine.update($0) })
             if let local {
                 let cores = threads ?? ProcessInfo.processInfo.activeProcessorCount
-                localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local))
+                localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local),
+                                                socketDirectory: socketDirectory)
             }
-            try await source.start(expectedWorkers: count)
+            do {
+                try await source.start(expectedWorkers: count)
+            } catch {
+                localWorkers?.stop(grace: .milliseconds(200))
+                throw error
+            }
             statistics = source
             cluster = source
         } else {
@@ -159,15 +185,21 @@ struct MICoordinator: AsyncParsableCommand {
             localWorkers?.stop(grace: .seconds(3))
             if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
         }
+        _ = socketDirectory
         if let weights {
             let file = try Safetensors.read(path: weights)
             let expected = Dictionary(uniqueKeysWithValues: statistics.graph.parameters.map { ($0.key, $0.shape) })
+            let missing = expected.keys.filter { file.tensors[$0] == nil }.sorted()
+            guard missing.isEmpty else {
+                throw ValidationError("\(weights): no tensor for \(missing.joined(separator: ", ")) of \(net.name); starting weights must be complete")
+            }
             var directives: [WeightDirective] = []
             for (key, tensor) in file.tensors.sorted(by: { $0.key < $1.key }) {
                 guard let shape = expected[key] else { throw ValidationError("\(weights): tensor '\(key)' is not a parameter of \(net.name)") }
                 guard shape == tensor.shape else {
                     throw ValidationError("\(weights): tensor '\(key)' has shape \(describeShape(tensor.shape)), \(net.name) needs \(describeShape(shape))")
                 }
+                guard tensor.data.allSatisfy(\.isFinite) else { throw ValidationError("\(weights): tensor '\(key)' contains inf or NaN") }
                 directives.append(.set(key: key, value: tensor))
             }
             try await statistics.apply(directives)
@@ -198,7 +230,6 @@ struct MICoordinator: AsyncParsableCommand {
         for (key, tensor) in parameters where tensor.data.contains(where: { !$0.isFinite }) {
             throw ValidationError("parameter '\(key)' came out inf or NaN; nothing was written")
         }
-        try FileManager.default.createDirectory(at: URL(fileURLWithPath: outputPath).deletingLastPathComponent(), withIntermediateDirectories: true)
         try Safetensors.write(parameters, metadata: ["format": "pt", "network": net.name, "generator": "MagicInit"], to: outputPath)
         result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
         let encoder = JSONEncoder()
@@ -211,6 +242,24 @@ struct MICoordinator: AsyncParsableCommand {
             try Verification.run(network: net, weightsPath: outputPath, images: plan.tensor, chunkSize: chunkSize,
                                  beta: options.bias, mode: options.mode)
         }
+    }
+}
+
+extension MICoordinator {
+    /// Creates `path`'s directory if needed and checks a file can be created there.
+    /// - Throws: a `ValidationError` naming `flag` and the reason.
+    static func checkWritable(_ path: String, flag: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("\(flag) \(path): cannot create the folder \(directory.path): \((error as NSError).localizedDescription)")
+        }
+        let probe = directory.appendingPathComponent(".magicinit-write-test-\(getpid())")
+        guard FileManager.default.createFile(atPath: probe.path, contents: Data()) else {
+            throw ValidationError("\(flag) \(path): the folder \(directory.path) is not writable")
+        }
+        try? FileManager.default.removeItem(at: probe)
     }
 }
 

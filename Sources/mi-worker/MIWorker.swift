@@ -45,6 +45,7 @@ struct MIWorker: ParsableCommand {
     }
 
     func run() throws {
+        mi_reset_signals()
         if dieWithParent { _ = mi_die_with_parent() }
         ProcessTuning.keepFreedMemory()
         let host = name ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
