@@ -1,3 +1,4 @@
+import Foundation
 import MagicInitCore
 import MagicInitStatistics
 
@@ -146,14 +147,8 @@ public struct Initializer: Sendable {
     static func spread(_ rates: [Double]) -> Double { (rates.max() ?? 1) / (rates.min() ?? 1) }
 }
 
-func fmt(_ x: Double) -> String {
-    let magnitude = abs(x)
-    if magnitude != 0 && (magnitude < 1e-3 || magnitude >= 1e5) {
-        return String(describing: (x * 1e4).rounded() / 1e4 == 0 ? x : x)
-            .replacingOccurrences(of: "e-0", with: "e-").replacingOccurrences(of: "e+", with: "e")
-    }
-    return String((x * 1000).rounded() / 1000)
-}
+/// A number for log lines: 4 significant digits (`1.243e+06`, `1.019`).
+func fmt(_ x: Double) -> String { String(format: "%.4g", x) }
 
 extension LayerKind {
     var isDeconvolution: Bool { if case .deconvolution = self { true } else { false } }

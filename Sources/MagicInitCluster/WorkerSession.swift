@@ -24,8 +24,6 @@ public final class WorkerSession: @unchecked Sendable {
         public var coordinatorTimeout: Duration = .seconds(60)
         /// Largest decompressed or received payload accepted.
         public var maxMessageBytes: Int = 1 << 30
-        /// Test hook: exit abruptly (as if killed) when asked for this many replies.
-        public var failAfterReplies: Int?
         public init(threads: Int, host: String) {
             self.threads = threads
             self.host = host
@@ -210,10 +208,6 @@ public final class WorkerSession: @unchecked Sendable {
 
     private func reply(step: Int, chunk: Int, _ bytes: [UInt8]) throws {
         if vanished { return }
-        if let limit = settings.failAfterReplies, repliesSent >= limit {
-            log("[worker] simulating a crash after \(repliesSent) replies")
-            exit(99)
-        }
         if let (limit, vanish) = vanishHook, repliesSent >= limit {
             vanished = true
             vanish()

@@ -10,7 +10,6 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     case missingParameter(String)
     case blobShape(blob: String, expected: [Int], actual: [Int])
     case inputCount(expected: Int, actual: Int)
-    case nonFinite(what: String)
 
     public var description: String {
         switch self {
@@ -22,7 +21,6 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         case .blobShape(let blob, let expected, let actual):
             "blob '\(blob)': expected shape \(describeShapeE(expected)), got \(describeShapeE(actual))"
         case .inputCount(let expected, let actual): "the network has \(expected) input blob(s), got \(actual)"
-        case .nonFinite(let what): "\(what) contains inf or NaN"
         }
     }
 
