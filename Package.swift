@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "MagicInitCluster",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
-                           "MagicInitCollector", "MagicInitImages", "MagicInitTransport"]),
+                           "MagicInitCollector", "MagicInitImages", "MagicInitTransport", "MagicInitFormats"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
         // Caffe prototxt/caffemodel, ONNX and safetensors in and out (generated protobuf code

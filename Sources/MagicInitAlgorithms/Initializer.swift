@@ -70,7 +70,12 @@ public struct Initializer: Sendable {
             let std = moments.standardDeviation
             let beta = options.bias
             let scale = std.indices.map { deadSet.contains($0) ? 1 : 1 / std[$0] }
-            let shift = std.indices.map { c in deadSet.contains(c) ? beta - moments.mean[c] : beta - moments.mean[c] / std[c] }
+            // A layer without a bias can only be rescaled: unit variance, mean left at μ/σ.
+            let hasBias = node.parameters.contains { $0.role == .bias }
+            let shift = std.indices.map { c in
+                !hasBias ? 0 : deadSet.contains(c) ? beta - moments.mean[c] : beta - moments.mean[c] / std[c]
+            }
+            if !hasBias { log("[algorithm 1] \(node.name) has no bias: scaled to unit variance, not centred at β") }
             if let bad = (scale + shift).first(where: { !$0.isFinite }) {
                 throw AlgorithmError.nonFinite(layer: node.name, what: "the normalisation factor \(bad)")
             }

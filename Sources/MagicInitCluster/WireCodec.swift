@@ -24,7 +24,11 @@ public enum WireCodec {
         case .reject(let reason), .shutdown(let reason), .error(let reason):
             w.string(reason)
         case .configure(let c):
-            switch c.model { case .builtin(let name): w.u8(1); w.string(name) }
+            switch c.model {
+            case .builtin(let name): w.u8(1); w.string(name)
+            case .caffePrototxt(let text): w.u8(2); w.blob(Array(text.utf8))
+            case .onnx(let bytes): w.u8(3); w.blob(bytes)
+            }
             w.int(c.chunkSize); w.u64(c.seed); w.ints(c.inputShape)
             w.bool(c.bgr); w.doubles(c.mean); w.doubles(c.std); w.bool(c.centerCrop)
         case .assign(let chunks):
@@ -73,9 +77,17 @@ public enum WireCodec {
         case 2: message = .welcome(workerIndex: try b.int(), heartbeatIntervalMilliseconds: try b.int(), livenessHeartbeats: try b.int())
         case 3: message = .reject(reason: try b.string())
         case 4:
-            let modelKind = try b.u8()
-            guard modelKind == 1 else { throw WireError.invalidValue(context: "configure", message: "model kind \(modelKind)") }
-            let model = RunConfiguration.Model.builtin(name: try b.string())
+            let model: RunConfiguration.Model
+            switch try b.u8() {
+            case 1: model = .builtin(name: try b.string())
+            case 2:
+                guard let text = String(validating: try b.blob(limit: 1 << 26), as: UTF8.self) else {
+                    throw WireError.invalidValue(context: "configure", message: "prototxt is not UTF-8")
+                }
+                model = .caffePrototxt(text: text)
+            case 3: model = .onnx(bytes: try b.blob(limit: 1 << 31))
+            case let k: throw WireError.invalidValue(context: "configure", message: "model kind \(k)")
+            }
             let config = RunConfiguration(model: model, chunkSize: try b.int(), seed: try b.u64(), inputShape: try b.ints(limit: 8),
                                           bgr: try b.bool(), mean: try b.doubles(limit: 4), std: try b.doubles(limit: 4), centerCrop: try b.bool())
             guard config.chunkSize >= 1, config.chunkSize <= 1 << 16, config.inputShape.count == 3, config.inputShape.allSatisfy({ $0 >= 1 && $0 <= 1 << 15 }) else {

@@ -1,5 +1,7 @@
+import Foundation
 import MagicInitAlgorithms
 import MagicInitCore
+import MagicInitFormats
 
 /// The protocol version this build speaks; a peer with another version is rejected.
 public let wireProtocolVersion: UInt16 = 1
@@ -10,6 +12,25 @@ public struct RunConfiguration: Sendable, Equatable {
     public enum Model: Sendable, Equatable {
         /// A built-in architecture by name (`caffenet`, `vgg16`, `small`).
         case builtin(name: String)
+        /// A Caffe deploy prototxt (its text).
+        case caffePrototxt(text: String)
+        /// An ONNX model file (its bytes; the weights in it are not used by workers).
+        case onnx(bytes: [UInt8])
+
+        /// The network this model describes.
+        /// - Throws: the format's error naming the layer or node, or ``ClusterError/worker(_:)``
+        ///   for an unknown built-in name.
+        public func network() throws -> Network {
+            switch self {
+            case .builtin(let name):
+                guard let network = BuiltinNetworks.network(named: name) else { throw ClusterError.worker("unknown built-in network '\(name)'") }
+                return network
+            case .caffePrototxt(let text):
+                return try Caffe.parsePrototxt(text, file: "<prototxt from the coordinator>").network
+            case .onnx(let bytes):
+                return try ONNXModel(serializedData: Data(bytes), file: "<onnx from the coordinator>").network
+            }
+        }
     }
     public var model: Model
     public var chunkSize: Int

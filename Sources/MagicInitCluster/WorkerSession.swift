@@ -151,9 +151,7 @@ public final class WorkerSession: @unchecked Sendable {
     }
 
     private func configure(_ c: RunConfiguration) throws {
-        guard case .builtin(let name) = c.model, let network = BuiltinNetworks.network(named: name) else {
-            throw ClusterError.worker("unknown model \(c.model)")
-        }
+        let network = try c.model.network()
         configuration = c
         collector = try ChunkCollector(network: network, chunkSize: c.chunkSize, threads: settings.threads)
         directivesApplied = 0

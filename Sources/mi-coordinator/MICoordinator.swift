@@ -29,22 +29,25 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Built-in network: \(BuiltinNetworks.names.joined(separator: ", ")).")
     var network = "caffenet"
 
+    @Option(help: "A network file instead of a built-in one: a Caffe deploy .prototxt or an .onnx model.")
+    var model: String?
+
     @Option(help: "Sample images: a folder, a glob pattern, or a list file (.txt/.lst, one path per line). Default: the embedded sample photos.")
     var images: String?
 
     @Option(help: "Use at most this many images (in listing order).")
     var maxImages: Int?
 
-    @Option(help: "Input preprocessing: caffe (BGR minus mean 104/117/123) or imagenet (RGB, ImageNet mean/std).")
-    var preprocessing: PreprocessingPreset = .caffe
+    @Option(help: "Input preprocessing: caffe (BGR minus mean 104/117/123) or imagenet (RGB, ImageNet mean/std). Default: a Caffe data layer's mean values, imagenet for ONNX, caffe otherwise.")
+    var preprocessing: PreprocessingPreset?
 
     @Option(help: "Geometry: crop (resize the shorter side, centre crop) or stretch (the reference code's plain resize).")
     var resize: ResizeChoice = .crop
 
-    @Option(help: "Starting weights for --mode between-layer or pretrained-both (.safetensors keyed like the output).")
+    @Option(help: "Starting weights for --mode between-layer or pretrained-both: .safetensors keyed like the output, or a .caffemodel. An .onnx --model brings its own.")
     var weights: String?
 
-    @Option(help: "Where to write the weights (.safetensors). Default: out/<network>.safetensors.")
+    @Option(help: "Where to write the weights; the extension picks the format: .safetensors (PyTorch state-dict keys), .caffemodel, or .onnx (with an .onnx --model). Default: out/<network>.safetensors.")
     var output: String?
 
     @Option(help: "Where to write the JSON report. Default: the output path with .report.json.")
@@ -78,8 +81,10 @@ struct MICoordinator: AsyncParsableCommand {
     var algorithm: AlgorithmOptions
 
     func validate() throws {
-        guard BuiltinNetworks.network(named: network) != nil else {
-            throw ValidationError("unknown network '\(network)'; built-in networks: \(BuiltinNetworks.names.joined(separator: ", "))")
+        if model == nil {
+            guard BuiltinNetworks.network(named: network) != nil else {
+                throw ValidationError("unknown network '\(network)'; built-in networks: \(BuiltinNetworks.names.joined(separator: ", "))")
+            }
         }
         guard chunkSize >= 1 else { throw ValidationError("--chunk-size must be at least 1") }
         if local != nil && workers != nil { throw ValidationError("use either --local N (workers started here) or --workers N (workers you start), not both") }
@@ -88,10 +93,14 @@ struct MICoordinator: AsyncParsableCommand {
         guard heartbeat > 0 else { throw ValidationError("--heartbeat must be positive") }
         if let maxImages, maxImages < 1 { throw ValidationError("--max-images must be at least 1") }
         let needsWeights = algorithm.mode == .betweenLayer || algorithm.mode == .pretrainedBoth
-        if needsWeights && weights == nil { throw ValidationError("--mode \(algorithm.mode.rawValue) starts from given weights: pass --weights FILE") }
+        let isONNX = model.map { $0.lowercased().hasSuffix(".onnx") } ?? false
+        if needsWeights && weights == nil && !isONNX { throw ValidationError("--mode \(algorithm.mode.rawValue) starts from given weights: pass --weights FILE") }
         if !needsWeights && weights != nil { throw ValidationError("--weights is only used with --mode between-layer or pretrained-both") }
-        if let output, (try? ModelFormat(path: output)) != .safetensors {
-            throw ValidationError("--output \(output): only .safetensors is written for built-in networks")
+        if let output {
+            do { _ = try ModelFormat(path: output) } catch { throw ValidationError("--output \(output): use .safetensors, .caffemodel or .onnx") }
+            if (try? ModelFormat(path: output)) == .onnx && !isONNX {
+                throw ValidationError("--output \(output): an .onnx output needs an .onnx --model")
+            }
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if local != nil && bind != "tcp://127.0.0.1:5555" { throw ValidationError("--bind is for --workers; --local uses a private ipc:// socket") }
@@ -101,9 +110,10 @@ struct MICoordinator: AsyncParsableCommand {
         ProcessTuning.keepFreedMemory()
         let clock = ContinuousClock()
         let started = clock.now
-        let net = BuiltinNetworks.network(named: network)!
-        let outputPath = output ?? "out/\(network.lowercased()).safetensors"
-        let reportPath = report ?? (outputPath.hasSuffix(".safetensors") ? String(outputPath.dropLast(".safetensors".count)) : outputPath) + ".report.json"
+        let input = try ModelInput.load(builtin: network, model: model)
+        let net = input.network
+        let outputPath = output ?? "out/\(input.name).safetensors"
+        let reportPath = report ?? URL(fileURLWithPath: outputPath).deletingPathExtension().path + ".report.json"
         let graph = try Graph(net)
         let inputShape = Array(graph.blobs[graph.inputs[0]].shape.dropFirst())
         guard URL(fileURLWithPath: outputPath).standardized.path != URL(fileURLWithPath: reportPath).standardized.path else {
@@ -119,7 +129,8 @@ struct MICoordinator: AsyncParsableCommand {
         var paths = try ImageCollection.listImages(in: source)
         if let maxImages { paths = Array(paths.prefix(maxImages)) }
         log("[coordinator] \(net.name): \(paths.count) image(s) from \(images ?? "the embedded sample photos"), input \(describeShape(inputShape))")
-        let loader = try ImageLoader(inputShape: inputShape, preprocessing: preprocessing.preset, resize: resize.mode)
+        let chosenPreprocessing = input.preprocessing(preprocessing)
+        let loader = try ImageLoader(inputShape: inputShape, preprocessing: chosenPreprocessing, resize: resize.mode)
         let loadStart = clock.now
         let options = algorithm.initOptions
         let plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
@@ -156,9 +167,9 @@ struct MICoordinator: AsyncParsableCommand {
             log("[coordinator] listening on \(router.endpoint); waiting for \(count) worker(s)")
             var settings = ClusterStatisticsSource.Settings()
             settings.heartbeatInterval = .milliseconds(Int(heartbeat * 1000))
-            let p = preprocessing.preset
+            let p = chosenPreprocessing
             let configuration = RunConfiguration(
-                model: .builtin(name: network.lowercased()), chunkSize: effectiveChunk, seed: options.seed, inputShape: inputShape,
+                model: input.wire, chunkSize: effectiveChunk, seed: options.seed, inputShape: inputShape,
                 bgr: p.channelOrder == .bgr, mean: [Double(p.mean.x), Double(p.mean.y), Double(p.mean.z)],
                 std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resize == .crop)
             let source = try ClusterStatisticsSource(transport: router, network: net, configuration: configuration, chunks: plan.assignments,
@@ -186,20 +197,20 @@ struct MICoordinator: AsyncParsableCommand {
             if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
         }
         _ = socketDirectory
-        if let weights {
-            let file = try Safetensors.read(path: weights)
+        if options.mode == .betweenLayer || options.mode == .pretrainedBoth, let start = try input.startingWeights(weights) {
+            let source = weights ?? model ?? "the model"
             let expected = Dictionary(uniqueKeysWithValues: statistics.graph.parameters.map { ($0.key, $0.shape) })
-            let missing = expected.keys.filter { file.tensors[$0] == nil }.sorted()
+            let missing = expected.keys.filter { start[$0] == nil }.sorted()
             guard missing.isEmpty else {
-                throw ValidationError("\(weights): no tensor for \(missing.joined(separator: ", ")) of \(net.name); starting weights must be complete")
+                throw ValidationError("\(source): no tensor for \(missing.joined(separator: ", ")) of \(net.name); starting weights must be complete")
             }
             var directives: [WeightDirective] = []
-            for (key, tensor) in file.tensors.sorted(by: { $0.key < $1.key }) {
-                guard let shape = expected[key] else { throw ValidationError("\(weights): tensor '\(key)' is not a parameter of \(net.name)") }
+            for (key, tensor) in start.sorted(by: { $0.key < $1.key }) {
+                guard let shape = expected[key] else { throw ValidationError("\(source): tensor '\(key)' is not a parameter of \(net.name)") }
                 guard shape == tensor.shape else {
-                    throw ValidationError("\(weights): tensor '\(key)' has shape \(describeShape(tensor.shape)), \(net.name) needs \(describeShape(shape))")
+                    throw ValidationError("\(source): tensor '\(key)' has shape \(describeShape(tensor.shape)), \(net.name) needs \(describeShape(shape))")
                 }
-                guard tensor.data.allSatisfy(\.isFinite) else { throw ValidationError("\(weights): tensor '\(key)' contains inf or NaN") }
+                guard tensor.data.allSatisfy(\.isFinite) else { throw ValidationError("\(source): tensor '\(key)' contains inf or NaN") }
                 directives.append(.set(key: key, value: tensor))
             }
             try await statistics.apply(directives)
@@ -230,7 +241,7 @@ struct MICoordinator: AsyncParsableCommand {
         for (key, tensor) in parameters where tensor.data.contains(where: { !$0.isFinite }) {
             throw ValidationError("parameter '\(key)' came out inf or NaN; nothing was written")
         }
-        try Safetensors.write(parameters, metadata: ["format": "pt", "network": net.name, "generator": "MagicInit"], to: outputPath)
+        try input.write(parameters, to: outputPath)
         result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -239,7 +250,7 @@ struct MICoordinator: AsyncParsableCommand {
         summary.forEach { print($0) }
         print("wrote \(outputPath) (\(parameters.count) tensors) and \(reportPath)")
         if verify {
-            try Verification.run(network: net, weightsPath: outputPath, images: plan.tensor, chunkSize: chunkSize,
+            try Verification.run(network: net, parameters: input.readBack(outputPath), images: plan.tensor, chunkSize: chunkSize,
                                  beta: options.bias, mode: options.mode)
         }
     }

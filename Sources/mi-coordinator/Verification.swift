@@ -1,4 +1,5 @@
 import MagicInitAlgorithms
+import MagicInitCollector
 import MagicInitCore
 import MagicInitEngine
 import MagicInitFormats
@@ -8,13 +9,12 @@ import MagicInitStatistics
 /// over every image, and report per affine layer how far the channel statistics are from
 /// what the algorithms promise.
 enum Verification {
-    static func run(network: Network, weightsPath: String, images: Tensor, chunkSize: Int, beta: Double, mode: InitOptions.Mode) throws {
-        let file = try Safetensors.read(path: weightsPath)
+    static func run(network: Network, parameters: ParameterSet, images: Tensor, chunkSize: Int, beta: Double, mode: InitOptions.Mode) throws {
         let n = images.shape[0]
         let batch = min(chunkSize, n)
         let graph = try Graph(network, batchSize: batch)
         let engine = try Engine(graph: graph)
-        try engine.setParameters(file.tensors)
+        try engine.setParameters(parameters.filter { key, _ in graph.parameters.contains { $0.key == key } })
         let affine = graph.nodes.filter { $0.kind.isAffine }
         var moments = affine.map { ChannelMoments(channelCount: graph.blobs[$0.tops[0]].shape[1]) }
         let perImage = images.count / n
@@ -49,7 +49,7 @@ enum Verification {
             print("  \(node.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%.2e", a))  \(String(format: "%.2e", b))")
         }
         print("  worst      \(String(format: "%.2e", worst.0))  \(String(format: "%.2e", worst.1))")
-        let breaking = ChannelScales(graph: graph).nonHomogeneousLayers
+        let breaking = try ChannelScales(graph: Graph(ChunkCollector.droppingOutputSoftmax(network))).nonHomogeneousLayers
         if !afterAlgorithm1Only && !breaking.isEmpty {
             print("  note: \(breaking.joined(separator: ", ")) are not homogeneous, so Algorithm 2's rescaling cannot keep the layers after them exactly normalised; only the change rates are balanced there")
         } else {
