@@ -74,6 +74,9 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats; a worker silent for 10 heartbeats loses its chunks to the others.")
     var heartbeat = 1.0
 
+    @Option(help: "Also write the preprocessed input images, as the safetensors tensor `images` (N, 3, H, W), for checks outside MagicInit.")
+    var dumpInputs: String?
+
     @Flag(help: "After writing, reload the weights from the file and measure every channel of every affine layer on the images with a fresh forward pass: mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both (exact for ReLU/pooling networks, approximate across LRN, sigmoid or tanh).")
     var verify = false
 
@@ -135,6 +138,10 @@ struct MICoordinator: AsyncParsableCommand {
         let options = algorithm.initOptions
         let plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
         let effectiveChunk = min(chunkSize, plan.loaded.count)
+        if let dumpInputs {
+            try MICoordinator.checkWritable(dumpInputs, flag: "--dump-inputs")
+            try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
+        }
         let loadSeconds = (clock.now - loadStart) / .seconds(1)
 
         // Statistics source: this process, or workers over ZeroMQ.

@@ -77,7 +77,15 @@ struct ModelInput {
     func write(_ parameters: ParameterSet, to path: String) throws {
         switch try ModelFormat(path: path) {
         case .safetensors:
-            let tensors = try onnx?.stateDict(parameters) ?? parameters
+            // ONNX tensor names and layouts; where the exporter merged equal initializers
+            // (e.g. several all-zero biases) into one shared tensor that now needs different
+            // values, the layers' own keys — PyTorch's state-dict names — are used instead.
+            var tensors = parameters
+            if let onnx {
+                do { tensors = try onnx.stateDict(parameters) } catch {
+                    FileHandle.standardError.write(Data("[formats] \(error); writing the parameters under their layer keys\n".utf8))
+                }
+            }
             try Safetensors.write(tensors, metadata: ["format": "pt", "network": network.name, "generator": "MagicInit"], to: path)
         case .caffemodel:
             try Caffe.writeCaffemodel(parameters, graph: Graph(network), to: path)
