@@ -120,11 +120,19 @@ public final class ChunkCollector {
             let before = nodeIndex.map { graph.nodes[$0].parameters.reduce(into: ParameterSet()) { $0[$1.key] = replica.parameters[$1.key] } }
             let changed = try replica.apply(directive)
             try engine.setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
-            if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, let p = pending, p.node == nodeIndex,
+            if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, pending?.node == nodeIndex,
                columnScale.allSatisfy({ $0 == 1 }) {
-                var blobs = p.blobs
+                // Take the cached activations out of `pending` so they are updated in place.
+                var blobs = pending!.blobs
+                pending = nil
                 let top = graph.nodes[nodeIndex].tops[0]
-                for chunk in blobs.keys { blobs[chunk]![top] = ChunkCollector.affine(blobs[chunk]![top]!, scale: rowScale, shift: shift) }
+                for chunk in Array(blobs.keys) {
+                    var chunkBlobs = blobs.removeValue(forKey: chunk)!
+                    var z = chunkBlobs.removeValue(forKey: top)!
+                    ChunkCollector.affineInPlace(&z, scale: rowScale, shift: shift)
+                    chunkBlobs[top] = z
+                    blobs[chunk] = chunkBlobs
+                }
                 committed = blobs
                 frontier = nodeIndex
                 history.append((nodeIndex, before ?? [:], rowScale, shift))
@@ -139,15 +147,22 @@ public final class ChunkCollector {
     /// `scale[c] · x + shift[c]` per channel (axis 1) of a row-major tensor.
     static func affine(_ x: Tensor, scale: [Double], shift: [Double]) -> Tensor {
         var out = x
-        let c = x.shape[1], inner = x.shape.dropFirst(2).reduce(1, *)
-        for n in 0..<x.shape[0] {
-            for ch in 0..<c {
-                let a = Float(scale[ch]), b = Float(shift[ch])
-                let base = (n * c + ch) * inner
-                for i in base..<(base + inner) { out.data[i] = a * x.data[i] + b }
+        affineInPlace(&out, scale: scale, shift: shift)
+        return out
+    }
+
+    /// ``affine(_:scale:shift:)`` without copying the tensor.
+    static func affineInPlace(_ x: inout Tensor, scale: [Double], shift: [Double]) {
+        let c = x.shape[1], inner = x.shape.dropFirst(2).reduce(1, *), images = x.shape[0]
+        x.data.withUnsafeMutableBufferPointer { values in
+            for n in 0..<images {
+                for ch in 0..<c {
+                    let a = Float(scale[ch]), b = Float(shift[ch])
+                    let run = UnsafeMutableBufferPointer(rebasing: values[((n * c + ch) * inner)..<((n * c + ch + 1) * inner)])
+                    for i in run.indices { run[i] = a * run[i] + b }
+                }
             }
         }
-        return out
     }
 
     // MARK: Algorithm 1
