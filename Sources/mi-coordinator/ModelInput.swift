@@ -82,7 +82,9 @@ struct ModelInput {
             // values, the layers' own keys — PyTorch's state-dict names — are used instead.
             var tensors = parameters
             if let onnx {
-                do { tensors = try onnx.stateDict(parameters) } catch {
+                do { tensors = try onnx.stateDict(parameters) } catch let error as ONNXError {
+                    // Only a shared tensor needing different values falls back; other errors stop the run.
+                    guard case .conflictingSharedTensor = error else { throw error }
                     FileHandle.standardError.write(Data("[formats] \(error); writing the parameters under their layer keys\n".utf8))
                 }
             }
