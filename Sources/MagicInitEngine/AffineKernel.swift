@@ -171,6 +171,9 @@ final class AffineKernel: Kernel {
         try body()
     }
 
+    /// Backward to data needs only the weights.
+    override var backwardReads: [(Memory, SavedEncoding)] { [] }
+
     override func forward() throws {
         try deterministic { try forwardPass() }
     }

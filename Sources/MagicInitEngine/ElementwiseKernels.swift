@@ -41,6 +41,9 @@ final class EltwiseLayerKernel: Kernel {
         tops = [try Memory(topDesc, context)]
     }
 
+    /// SUM's backward scales the gradient; PRODUCT and MAX read the bottoms.
+    override var backwardReads: [(Memory, SavedEncoding)] { sumPrimitive != nil ? [] : bottoms.map { ($0, .raw) } }
+
     override func forward() throws {
         if let sumPrimitive {
             var args: [(Int32, Memory)] = [(DNNL_ARG_DST, tops[0])]
@@ -130,6 +133,9 @@ final class ScaleKernel: Kernel {
         tops = [try Memory(bottoms[0].desc, context)]
         gamma.write([Float](repeating: 1, count: channels))
     }
+
+    /// Backward to data multiplies by γ only.
+    override var backwardReads: [(Memory, SavedEncoding)] { [] }
 
     override func forward() throws {
         try multiply.execute([(DNNL_ARG_SRC_0, bottoms[0]), (DNNL_ARG_SRC_1, gamma), (DNNL_ARG_DST, tops[0])], context)

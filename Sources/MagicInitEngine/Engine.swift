@@ -39,6 +39,9 @@ public final class Engine {
     /// primitive that adds them into the blob's gradient.
     private var accumulators: [Int: (parts: [Memory], sum: Primitive)] = [:]
     private var kernelByName: [String: Kernel] = [:]
+    /// The memories backward-to-data reads from the forward pass (deduplicated; raw wins
+    /// over positivity when two readers disagree) and, per node, which of them it reads.
+    let savedSlots: (memories: [(memory: Memory, encoding: SavedEncoding)], perNode: [[Int]])
 
     /// Wall time per layer, accumulated over passes while ``profiling`` is on.
     public struct LayerTiming: Sendable {
@@ -103,6 +106,22 @@ public final class Engine {
         }
         self.kernels = kernels
         self.values = values.map { $0! }
+        var slotOf: [UnsafeMutableRawPointer: Int] = [:]
+        var memories: [(memory: Memory, encoding: SavedEncoding)] = []
+        var perNode: [[Int]] = []
+        for kernel in kernels {
+            perNode.append(kernel.backwardReads.map { memory, encoding in
+                if let slot = slotOf[memory.dataPointer] {
+                    if encoding == .raw { memories[slot].encoding = .raw }
+                    if memory.byteCount > memories[slot].memory.byteCount { memories[slot].memory = memory }
+                    return slot
+                }
+                slotOf[memory.dataPointer] = memories.count
+                memories.append((memory, encoding))
+                return memories.count - 1
+            })
+        }
+        savedSlots = (memories, perNode)
         for kernel in kernels { kernelByName[kernel.name] = kernel }
     }
 

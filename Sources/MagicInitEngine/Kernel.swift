@@ -36,6 +36,9 @@ class Kernel {
     var name: String { node.name }
 
     func forward() throws { fatalError("subclass") }
+    /// The forward-pass memories ``backward(weights:)`` reads when `weights` is false, and
+    /// how little of each suffices (see ``SavedForward``). Default: every bottom and top.
+    var backwardReads: [(Memory, SavedEncoding)] { (bottoms + tops).map { ($0, .raw) } }
     func backward(weights: Bool) throws { fatalError("subclass") }
 
     /// Parameters of this node in user layout (Caffe blob order); empty for parameter-free layers.

@@ -22,6 +22,10 @@ final class LRNKernel: Kernel {
         tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
     }
 
+    override var backwardReads: [(Memory, SavedEncoding)] {
+        [(bottoms[0], .raw)] + (workspace.map { [($0, .raw)] } ?? [])
+    }
+
     override func forward() throws {
         var args: [(Int32, Memory)] = [(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DST, tops[0])]
         if let workspace { args.append((DNNL_ARG_WORKSPACE, workspace)) }
@@ -94,6 +98,9 @@ final class BatchNormKernel: Kernel {
         guard let value = stored[role] else { return try super.parameter(role) }
         return value
     }
+
+    /// Mean and variance are parameters; the input is read.
+    override var backwardReads: [(Memory, SavedEncoding)] { [(bottoms[0], .raw)] }
 
     override func forward() throws {
         try forwardPrimitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_MEAN, mean), (DNNL_ARG_VARIANCE, variance), (DNNL_ARG_DST, tops[0])], context)

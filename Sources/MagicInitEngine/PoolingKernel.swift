@@ -86,6 +86,9 @@ final class PoolingKernel: Kernel {
         }
     }
 
+    /// Max pooling's backward reads the argmax workspace; average pooling nothing.
+    override var backwardReads: [(Memory, SavedEncoding)] { workspace.map { [($0, .raw)] } ?? [] }
+
     override func forward() throws {
         var args: [(Int32, Memory)] = [(DNNL_ARG_SRC, bottoms[0])]
         if let workspace { args.append((DNNL_ARG_WORKSPACE, workspace)) }

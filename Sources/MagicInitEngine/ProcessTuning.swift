@@ -5,10 +5,12 @@ import Foundation
 public enum ProcessTuning {
     /// Keeps freed large blocks in the heap instead of returning them to the kernel: the
     /// statistics passes allocate and free activation-sized arrays (hundreds of MB) per
-    /// chunk and layer, and glibc's default (mmap + munmap above 32 MB at most) makes every
-    /// one of them fault in and zero fresh pages again.
+    /// chunk and layer, and glibc serves every block over its mmap threshold (at most 32 MB,
+    /// larger values are refused) with mmap + munmap, so each one faults in and zeroes fresh
+    /// pages again. With mmap off (`M_MMAP_MAX` 0) every block comes from the heap, and
+    /// trimming off keeps freed pages mapped for reuse.
     public static func keepFreedMemory() {
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        _ = mallopt(M_MMAP_MAX, 0)
         _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
     }
 }

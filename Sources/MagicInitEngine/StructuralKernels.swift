@@ -25,6 +25,8 @@ final class ConcatKernel: Kernel {
         tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
     }
 
+    override var backwardReads: [(Memory, SavedEncoding)] { [] }
+
     override func forward() throws {
         var args: [(Int32, Memory)] = [(DNNL_ARG_DST, tops[0])]
         for (i, b) in bottoms.enumerated() { args.append((DNNL_ARG_MULTIPLE_SRC + Int32(i), b)) }
@@ -82,6 +84,8 @@ final class IdentityKernel: Kernel {
         topAsBottom = view
     }
 
+    override var backwardReads: [(Memory, SavedEncoding)] { [] }
+
     override func forward() throws {
         try forwardReorder.run(bottoms[0], topAsBottom!, context)
     }
@@ -113,6 +117,9 @@ final class SoftmaxKernel: Kernel {
         super.init(base: node, graph: graph, bottoms: bottoms, context: context)
         tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
     }
+
+    /// Softmax's backward reads its output.
+    override var backwardReads: [(Memory, SavedEncoding)] { [(tops[0], .raw)] }
 
     override func forward() throws {
         try forwardPrimitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DST, tops[0])], context)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import MagicInitCore
-import MagicInitEngine
+@testable import MagicInitEngine
 
 /// The distributed run needs results that do not depend on how many OpenMP threads a
 /// replica uses (a worker count changes the threads per worker).
@@ -29,5 +29,83 @@ import MagicInitEngine
         let two = try run(network, threads: 2)
         let differing = zip(one, two).enumerated().filter { !zip($0.1.0.data, $0.1.1.data).allSatisfy { $0.bitPattern == $1.bitPattern } }.map(\.offset)
         #expect(differing.isEmpty, "tensors differing between 1 and 2 threads: \(differing)")
+    }
+}
+
+/// ``Engine/saveForward(nodes:)`` keeps exactly what backward-to-data reads: restoring it
+/// after other forward passes gives the same gradients, bit for bit.
+@Suite(.serialized) struct SavedForwardTests {
+    func engine(_ network: Network) throws -> Engine {
+        let graph = try Graph(network, batchSize: 2)
+        let engine = try Engine(graph: graph, options: .init(threads: 2))
+        var parameters: ParameterSet = [:]
+        for (i, spec) in graph.parameters.enumerated() {
+            parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: 4, stream: UInt64(i)).gaussians(count: spec.count, mean: spec.role == .bias ? 0.05 : 0, std: 0.1))
+        }
+        try engine.setParameters(parameters)
+        return engine
+    }
+
+    func gradients(_ engine: Engine) throws -> [Tensor] {
+        let output = engine.graph.outputs[0]
+        let shape = engine.graph.blobs[output].shape
+        try engine.setGradient(Tensor(shape: shape, data: Philox(seed: 5, stream: 0).gaussians(count: shape.reduce(1, *))), of: output)
+        try engine.backward(weights: false)
+        return try engine.graph.blobs.indices.filter { !engine.graph.inputs.contains($0) }.map { try engine.gradient(of: $0) }
+    }
+
+    func image(_ engine: Engine, seed: UInt64) -> Tensor {
+        let shape = engine.graph.blobs[engine.graph.inputs[0]].shape
+        return Tensor(shape: shape, data: Philox(seed: seed, stream: 0).gaussians(count: shape.reduce(1, *)))
+    }
+
+    /// Leaky ReLU, Caffe-corrected average pooling, Sigmoid, Tanh, Concat and Softmax.
+    static func mixed() -> Network {
+        var b = NetworkBuilder(name: "mixed", shape: [3, 13, 13])
+        b.conv("conv1", 8, kernel: 3, pad: 1); b.addInPlace("leaky1", .relu(negativeSlope: 0.1))
+        b.averagePool("pool1", kernel: 3, stride: 2, pad: 1)
+        b.add("conv2a", .convolution(.init(numOutput: 4, kernel: Size2(3), pad: Size2(1))), bottoms: ["pool1"], top: "conv2a")
+        b.add("sig2a", .sigmoid, bottoms: ["conv2a"], top: "sig2a")
+        b.add("conv2b", .convolution(.init(numOutput: 4, kernel: Size2(1))), bottoms: ["pool1"], top: "conv2b")
+        b.add("tanh2b", .tanh, bottoms: ["conv2b"], top: "tanh2b")
+        b.add("concat", .concat(axis: 1), bottoms: ["sig2a", "tanh2b"], top: "concat")
+        b.innerProduct("fc3", 5)
+        b.add("prob", .softmax(axis: 1), top: "prob")
+        return b.network
+    }
+
+    @Test(arguments: ["small", "mixed"])
+    func test_restoredForward_givesTheSameGradientsBitForBit(name: String) throws {
+        // "small": conv, grouped conv, ReLU, max pooling, LRN (raw input and workspace),
+        // inner products, dropout; "mixed": the layers of ``mixed()``.
+        let network = name == "small" ? BuiltinNetworks.small() : SavedForwardTests.mixed()
+        let engine = try engine(network)
+        try engine.setInput(image(engine, seed: 1))
+        try engine.forward()
+        let expected = try gradients(engine)
+        let saved = engine.saveForward(nodes: engine.graph.nodes.indices)
+        #expect(saved.byteCount > 0)
+        // Another image overwrites every value; the restore must bring back what matters.
+        try engine.setInput(image(engine, seed: 2))
+        try engine.forward()
+        let other = try gradients(engine)
+        engine.restoreForward(saved)
+        let restored = try gradients(engine)
+        let differing = zip(expected, restored).enumerated().filter { !zip($0.1.0.data, $0.1.1.data).allSatisfy { $0.bitPattern == $1.bitPattern } }.map(\.offset)
+        #expect(differing.isEmpty, "gradients differing after the restore: \(differing)")
+        #expect(zip(expected, other).contains { $0.0.data != $0.1.data }, "the second image should change the gradients")
+    }
+
+    @Test func test_positivityPacking_matchesElementwiseComparison() {
+        // Lengths around the SIMD and word boundaries, with zeros, negatives and NaN.
+        for count in [1, 15, 63, 64, 65, 130, 1000, (1 << 20) + 77] {
+            let values = (0..<count).map { i -> Float in
+                switch i % 7 { case 0: 0; case 1: -1.5; case 2: .nan; case 3: -0.0; default: Float(i % 13) * 0.25 }
+            }
+            let words = values.withUnsafeBufferPointer { Engine.packPositive($0.baseAddress!, count: count) }
+            var restored = [Float](repeating: -7, count: count)
+            restored.withUnsafeMutableBufferPointer { Engine.unpackPositive(words, into: $0.baseAddress!, count: count) }
+            #expect(restored == values.map { $0 > 0 ? 1 : 0 }, "count \(count)")
+        }
     }
 }

@@ -1,0 +1,140 @@
+import Dispatch
+import MagicInitCore
+
+/// How a forward value that a backward pass reads is kept by ``Engine/saveForward(nodes:)``.
+enum SavedEncoding: Sendable {
+    /// One bit per float, set where the value is `> 0`; restored as `1` or `0`. Enough for
+    /// ReLU (and leaky ReLU): its backward only asks whether its input is positive.
+    case positivity
+    /// The bytes as they are.
+    case raw
+}
+
+/// What the backward-to-data pass of a range of nodes reads from their forward pass (ReLU
+/// input signs, max-pooling argmax workspaces, LRN inputs, …), saved so that pass can run
+/// again later without running the forward pass: Algorithm 2's first measurement reuses
+/// Algorithm 1's single forward pass this way (DESIGN §2). Weight gradients are not
+/// covered (they need the affine layers' full inputs).
+///
+/// Size: 1 bit per ReLU input element, the workspace bytes of max pooling (1 byte per
+/// output element for windows under 256), full floats for everything else.
+public struct SavedForward: Sendable {
+    enum Payload: Sendable {
+        case bits([UInt64])
+        case bytes([UInt8])
+    }
+
+    /// Slot in the engine's list of saved memories, and its content.
+    var entries: [(slot: Int, payload: Payload)] = []
+
+    /// Bytes held.
+    public var byteCount: Int {
+        entries.reduce(0) { total, entry in
+            switch entry.payload {
+            case .bits(let words): total + words.count * 8
+            case .bytes(let bytes): total + bytes.count
+            }
+        }
+    }
+}
+
+extension Engine {
+    /// Saves what the backward-to-data pass of `nodes` reads from the values they hold now
+    /// (after a forward pass over them).
+    /// - Complexity: O(bytes of those values); bit packing runs on the engine's threads.
+    public func saveForward(nodes: Range<Int>) -> SavedForward {
+        var saved = SavedForward()
+        var seen = Set<Int>()
+        for node in nodes {
+            for slot in savedSlots.perNode[node] where seen.insert(slot).inserted {
+                let (memory, encoding) = savedSlots.memories[slot]
+                switch encoding {
+                case .raw:
+                    let bytes = [UInt8](UnsafeRawBufferPointer(start: memory.dataPointer, count: memory.byteCount))
+                    saved.entries.append((slot, .bytes(bytes)))
+                case .positivity:
+                    saved.entries.append((slot, .bits(Engine.packPositive(memory.floats, count: memory.byteCount / 4))))
+                }
+            }
+        }
+        return saved
+    }
+
+    /// Writes saved values back, so that ``backward(weights:)`` with `weights: false` over
+    /// the nodes they were saved from computes what it would have right after that forward
+    /// pass. Memories saved with positivity hold `1`/`0` afterwards, not their old values.
+    public func restoreForward(_ saved: SavedForward) {
+        for (slot, payload) in saved.entries {
+            let memory = savedSlots.memories[slot].memory
+            switch payload {
+            case .bytes(let bytes):
+                bytes.withUnsafeBytes { memory.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            case .bits(let words):
+                Engine.unpackPositive(words, into: memory.floats, count: memory.byteCount / 4)
+            }
+        }
+    }
+
+    /// Elements per parallel block of the bit packing (a multiple of 64).
+    private static let packBlock = 1 << 20
+
+    /// Bit `i` of the result is set when `values[i] > 0` (NaN counts as not positive).
+    static func packPositive(_ values: UnsafePointer<Float>, count: Int) -> [UInt64] {
+        let wordCount = (count + 63) / 64
+        return [UInt64](unsafeUninitializedCapacity: wordCount) { words, initialized in
+            let base = words.baseAddress!
+            nonisolated(unsafe) let out = base
+            nonisolated(unsafe) let values = values
+            let blocks = (count + packBlock - 1) / packBlock
+            DispatchQueue.concurrentPerform(iterations: blocks) { block in
+                let start = block * packBlock, end = min(count, start + packBlock)
+                var i = start
+                let lanes = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+                while i + 64 <= end {
+                    var word: UInt64 = 0
+                    for quarter in 0..<4 {
+                        let v = UnsafeRawPointer(values + i + quarter * 16).loadUnaligned(as: SIMD16<Float>.self)
+                        let bits = SIMD16<UInt32>(repeating: 0).replacing(with: lanes, where: v .> 0).wrappedSum()
+                        word |= UInt64(bits) << (quarter * 16)
+                    }
+                    (out + i / 64).initialize(to: word)
+                    i += 64
+                }
+                if i < end {
+                    var word: UInt64 = 0
+                    for j in i..<end where values[j] > 0 { word |= 1 << UInt64(j - i) }
+                    (out + i / 64).initialize(to: word)
+                }
+            }
+            initialized = wordCount
+        }
+    }
+
+    /// Writes `1` where bit `i` of `words` is set and `0` elsewhere.
+    static func unpackPositive(_ words: [UInt64], into values: UnsafeMutablePointer<Float>, count: Int) {
+        nonisolated(unsafe) let out = values
+        words.withUnsafeBufferPointer { w in
+            nonisolated(unsafe) let w = w
+            let blocks = (count + packBlock - 1) / packBlock
+            DispatchQueue.concurrentPerform(iterations: blocks) { block in
+                let start = block * packBlock, end = min(count, start + packBlock)
+                let lanes = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+                var i = start
+                while i + 64 <= end {
+                    let word = w[i / 64]
+                    for quarter in 0..<4 {
+                        let bits = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)) & 0xFFFF)
+                        let v = SIMD16<Float>(repeating: 0).replacing(with: 1, where: (bits & lanes) .!= 0)
+                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<Float>.self)
+                    }
+                    i += 64
+                }
+                if i < end {
+                    let word = w[i / 64]
+                    for j in i..<end { out[j] = (word >> UInt64(j - i)) & 1 == 1 ? 1 : 0 }
+                }
+            }
+        }
+    }
+}
+
