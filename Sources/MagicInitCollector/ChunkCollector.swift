@@ -27,6 +27,12 @@ public struct Chunk: Sendable {
 /// cached activations, and Algorithm 2's measurement passes. Used by the local statistics
 /// source and by every worker.
 ///
+/// Algorithm 1 runs the network forward exactly once (DESIGN §2). Along the way each chunk
+/// keeps what the backward pass will read (``SavedForward``: ReLU signs, pooling argmaxes)
+/// and the input statistics of every affine layer, so Algorithm 2's first measurement —
+/// with the weights Algorithm 1 left — needs only the backward pass. Any later weight
+/// change drops that cache and measurements run forward and backward again.
+///
 /// Not thread-safe: owned by one actor or task.
 public final class ChunkCollector {
     /// The network with trailing Softmax layers removed (the loss `η · z_N` is on the
@@ -36,24 +42,44 @@ public final class ChunkCollector {
     private var chunks: [Chunk] = []
     private var replica: WeightReplica
 
-    /// Algorithm 1 state: the last node run for every chunk, the blobs still needed after
-    /// it (per chunk), and the same after the layer asked for last (not yet committed).
+    /// What Algorithm 1 keeps per chunk after a step: the blobs later nodes read (dropped
+    /// once the next step has used them), what the backward pass reads from every node run
+    /// so far, and the forward statistics of every affine layer done so far.
+    private struct ChunkState {
+        var blobs: [Int: Tensor] = [:]
+        var saved: [SavedForward] = []
+        var layers: [String: ForwardStatistics] = [:]
+    }
+
+    /// Per affine layer and chunk: `Σ x²` per column of its input and the moments of its
+    /// output (after Algorithm 1's affine map).
+    private struct ForwardStatistics {
+        var inputSquares: SquareSums
+        var outputMoments: ChannelMoments
+    }
+
+    /// Algorithm 1 state: the last node committed, every chunk's state after it, and the
+    /// states after the layer asked for last (not yet committed).
     private var frontier = -1
-    private var committed: [Int: [Int: Tensor]] = [:]
-    private var pending: (node: Int, blobs: [Int: [Int: Tensor]])?
+    private var committed: [Int: ChunkState] = [:]
+    private var pending: (node: Int, states: [Int: ChunkState])?
     /// Every committed Algorithm 1 step: the layer, its parameters when its output was
-    /// computed, and the affine map applied to that output. Replaying it rebuilds the cached
-    /// activations of a chunk adopted mid-run bit for bit.
+    /// computed, and the affine map applied to that output. Replaying it rebuilds the state
+    /// of a chunk adopted mid-run (or whose blobs were dropped) bit for bit.
     private var history: [(node: Int, parameters: ParameterSet, scale: [Double], shift: [Double])] = []
+    /// The last affine node: once it is committed, Algorithm 1 is complete.
+    private let lastAffine: Int?
 
     /// - Parameters:
     ///   - network: the network to initialise (a trailing Softmax is dropped).
     ///   - chunkSize: images per chunk (the engine's batch size).
     ///   - threads: oneDNN threads.
     public init(network: Network, chunkSize: Int, threads: Int? = nil) throws {
-        graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
+        let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
+        self.graph = graph
         engine = try Engine(graph: graph, options: .init(threads: threads))
         replica = WeightReplica(graph: graph)
+        lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }
         try engine.setParameters(replica.parameters)
     }
 
@@ -80,29 +106,24 @@ public final class ChunkCollector {
         let fresh = newChunks.filter { !known.contains($0.index) }
         chunks.append(contentsOf: fresh)
         chunks.sort { $0.index < $1.index }
-        if frontier >= 0 { try replayAlgorithm1(for: fresh) }
+        for chunk in fresh where !history.isEmpty { try replayAlgorithm1(chunk) }
     }
 
-    /// Rebuilds Algorithm 1's cached activations for chunks joining after it started, by
-    /// running each committed step exactly as it first ran: the layer's weights as they were
-    /// then, the forward pass from the previous step, the same affine map.
-    private func replayAlgorithm1(for newChunks: [Chunk]) throws {
+    /// Rebuilds a chunk's Algorithm 1 state by running each committed step exactly as it
+    /// first ran: the layer's weights as they were then, the forward pass from the previous
+    /// step, the same affine map.
+    private func replayAlgorithm1(_ chunk: Chunk) throws {
         defer { try? engine.setParameters(replica.parameters) }
-        let live = liveBlobs(after: frontier)
-        for chunk in newChunks {
-            try engine.setInput(padded(chunk.images))
-            var previous = -1
-            for step in history {
-                try engine.setParameters(step.parameters)
-                try engine.forward(nodes: (previous + 1)..<(step.node + 1))
-                let top = graph.nodes[step.node].tops[0]
-                try engine.setValue(ChunkCollector.affine(try engine.value(of: top), scale: step.scale, shift: step.shift), of: top)
-                previous = step.node
-            }
-            var keep: [Int: Tensor] = [:]
-            for blob in live { keep[blob] = try engine.value(of: blob) }
-            committed[chunk.index] = keep
+        var state: ChunkState?
+        var previous = -1
+        for step in history {
+            try engine.setParameters(step.parameters)
+            var (_, next) = try advance(chunk, state: state, from: previous, to: step.node)
+            ChunkCollector.commit(&next, node: graph.nodes[step.node], scale: step.scale, shift: step.shift)
+            state = next
+            previous = step.node
         }
+        committed[chunk.index] = state
     }
 
     public var chunkIndices: [Int] { chunks.map(\.index) }
@@ -110,34 +131,67 @@ public final class ChunkCollector {
     /// Images held, over all chunks.
     public var imageCount: Int { chunks.reduce(0) { $0 + $1.imageCount } }
 
+    /// Whether a measurement of `chunks` with the current weights can reuse Algorithm 1's
+    /// forward pass (see the type's documentation).
+    private func forwardCached(for requested: [Chunk], weightGradients: Bool) -> Bool {
+        guard !weightGradients, let lastAffine, frontier == lastAffine, pending == nil else { return false }
+        return requested.allSatisfy { committed[$0.index] != nil }
+    }
+
+    /// Bytes of Algorithm 1 state held (cached blobs and saved backward inputs).
+    public var cachedBytes: Int {
+        committed.values.reduce(0) { total, state in
+            total + state.blobs.values.reduce(0) { $0 + $1.count * 4 } + state.saved.reduce(0) { $0 + $1.byteCount }
+        }
+    }
+
     // MARK: weights
 
     /// Applies weight directives to this replica (and to Algorithm 1's cached output of
-    /// the layer they touch, when it is an affine map of that output).
+    /// the layer they touch, when it is an affine map of that output). Any change once
+    /// Algorithm 1 is complete drops its cached state.
     public func apply(_ directives: [WeightDirective]) throws {
         for directive in directives {
+            if let lastAffine, frontier == lastAffine { dropAlgorithm1State() }
             let nodeIndex = graph.node(named: directive.layer)
             let before = nodeIndex.map { graph.nodes[$0].parameters.reduce(into: ParameterSet()) { $0[$1.key] = replica.parameters[$1.key] } }
             let changed = try replica.apply(directive)
             try engine.setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
             if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, pending?.node == nodeIndex,
                columnScale.allSatisfy({ $0 == 1 }) {
-                // Take the cached activations out of `pending` so they are updated in place.
-                var blobs = pending!.blobs
+                // Take the states out of `pending` so the cached outputs are updated in place.
+                var states = pending!.states
                 pending = nil
-                let top = graph.nodes[nodeIndex].tops[0]
-                for chunk in Array(blobs.keys) {
-                    var chunkBlobs = blobs.removeValue(forKey: chunk)!
-                    var z = chunkBlobs.removeValue(forKey: top)!
-                    ChunkCollector.affineInPlace(&z, scale: rowScale, shift: shift)
-                    chunkBlobs[top] = z
-                    blobs[chunk] = chunkBlobs
+                for chunk in Array(states.keys) {
+                    var state = states.removeValue(forKey: chunk)!
+                    ChunkCollector.commit(&state, node: graph.nodes[nodeIndex], scale: rowScale, shift: shift)
+                    states[chunk] = state
                 }
-                committed = blobs
+                committed = states
                 frontier = nodeIndex
                 history.append((nodeIndex, before ?? [:], rowScale, shift))
             }
             pending = nil
+        }
+    }
+
+    private func dropAlgorithm1State() {
+        committed = [:]
+        pending = nil
+        history = []
+        frontier = graph.nodes.count
+    }
+
+    /// Applies Algorithm 1's affine map `scale[c] · z + shift[c]` to a step's output:
+    /// the cached blob and the moments of the chunk.
+    private static func commit(_ state: inout ChunkState, node: Graph.Node, scale: [Double], shift: [Double]) {
+        let top = node.tops[0]
+        if var z = state.blobs.removeValue(forKey: top) {
+            affineInPlace(&z, scale: scale, shift: shift)
+            state.blobs[top] = z
+        }
+        if let moments = state.layers[node.name]?.outputMoments {
+            state.layers[node.name]!.outputMoments = moments.affine(scale: scale, shift: shift)
         }
     }
 
@@ -176,6 +230,34 @@ public final class ChunkCollector {
         return live.sorted()
     }
 
+    /// One Algorithm 1 step for one chunk: from its state after node `previous` (the images
+    /// when `previous` is −1), runs the nodes up to affine node `target` and returns the
+    /// moments of `target`'s output over the chunk's real images and the chunk's new state
+    /// (output not yet mapped). The same code serves first runs and replays, so both give
+    /// the same bits.
+    private func advance(_ chunk: Chunk, state: ChunkState?, from previous: Int, to target: Int) throws -> (ChannelMoments, ChunkState) {
+        if previous < 0 {
+            try engine.setInput(padded(chunk.images))
+        } else {
+            for (blob, value) in state?.blobs ?? [:] { try engine.setValue(value, of: blob) }
+        }
+        try engine.forward(nodes: (previous + 1)..<(target + 1))
+        let node = graph.nodes[target]
+        let top = node.tops[0]
+        let n = chunk.imageCount
+        let z = try engine.value(of: top)
+        let moments = ChannelMoments(accumulating: firstImages(z, n))
+        let bottomShape = graph.blobs[node.bottoms[0]].shape
+        let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
+            ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: n, outputShape: graph.blobs[top].shape)
+        }
+        var next = ChunkState(saved: (state?.saved ?? []) + [engine.saveForward(nodes: (previous + 1)..<(target + 1))],
+                              layers: state?.layers ?? [:])
+        next.layers[node.name] = ForwardStatistics(inputSquares: SquareSums(count: count, sumOfSquares: sums), outputMoments: moments)
+        for blob in liveBlobs(after: target) { next.blobs[blob] = blob == top ? z : try engine.value(of: blob) }
+        return (moments, next)
+    }
+
     /// Per chunk (in chunk order): the moments of affine node `layer`'s output over the
     /// chunk's real images, computing forward from the committed state of the previous
     /// Algorithm 1 step (the prefix is never re-run).
@@ -185,23 +267,19 @@ public final class ChunkCollector {
         guard target > frontier else {
             throw EngineError.missingParameter("Algorithm 1 asked for \(layer) after a later layer; layers must come in topological order")
         }
-        let live = liveBlobs(after: target)
-        let top = graph.nodes[target].tops[0]
         var results: [(Int, ChannelMoments)] = []
-        var after: [Int: [Int: Tensor]] = pending?.node == target ? pending!.blobs : [:]
+        var after: [Int: ChunkState] = pending?.node == target ? pending!.states : [:]
+        pending = nil
         for chunk in chunks where only?.contains(chunk.index) ?? true {
-            if frontier < 0 {
-                try engine.setInput(padded(chunk.images))
-            } else {
-                for (blob, value) in committed[chunk.index] ?? [:] { try engine.setValue(value, of: blob) }
+            if frontier >= 0 && committed[chunk.index]?.blobs.isEmpty ?? true {
+                // Blobs dropped after the first run of this step (a redraw asks again).
+                try replayAlgorithm1(chunk)
             }
-            try engine.forward(nodes: (frontier + 1)..<(target + 1))
-            let z = try engine.value(of: top)
-            results.append((chunk.index, ChannelMoments(accumulating: firstImages(z, chunk.imageCount))))
-            var keep: [Int: Tensor] = [:]
-            for blob in live { keep[blob] = blob == top ? z : try engine.value(of: blob) }
-            keep[top] = z
-            after[chunk.index] = keep
+            let (moments, state) = try advance(chunk, state: committed[chunk.index], from: frontier, to: target)
+            results.append((chunk.index, moments))
+            after[chunk.index] = state
+            // The next step starts from `state`: the previous blobs are rebuilt if ever needed again.
+            committed[chunk.index]?.blobs = [:]
             chunkDone(chunk)
         }
         pending = (target, after)
@@ -211,14 +289,14 @@ public final class ChunkCollector {
     // MARK: Algorithm 2 and Figure 1
 
     /// Per chunk (in chunk order): a full measurement pass with the random linear loss
-    /// `ℓ = η · z_N`, `η` from stream `("eta", step, image)` with `seed`.
+    /// `ℓ = η · z_N`, `η` from stream `("eta", step, image)` with `seed`. Right after
+    /// Algorithm 1 (and without weight gradients) the forward half comes from Algorithm 1's
+    /// cached state; otherwise the network runs forward first.
     public func measure(step: Int, seed: UInt64, weightGradients: Bool, only: Set<Int>? = nil,
                         chunkDone: (Chunk) -> Void = { _ in }) throws -> [(chunk: Int, measurement: NetworkMeasurement)] {
-        // Algorithm 1 is over once measurements start: its caches are no longer needed.
-        committed = [:]
-        pending = nil
-        history = []
-        frontier = graph.nodes.count
+        let requested = chunks.filter { only?.contains($0.index) ?? true }
+        let cached = forwardCached(for: requested, weightGradients: weightGradients)
+        if !cached { dropAlgorithm1State() }
         let outputs = graph.outputs
         var results: [(Int, NetworkMeasurement)] = []
         // Identical for every chunk: computed once per pass.
@@ -227,16 +305,36 @@ public final class ChunkCollector {
             let channels = graph.blobs[node.bottoms[0]].shape[1]
             weightSquares[node.name] = ColumnStatistics.rowSquares(node, weight: replica.parameters[node.parameters[0].key]!, bottomChannels: channels)
         }
-        for chunk in chunks where only?.contains(chunk.index) ?? true {
-            try engine.setInput(padded(chunk.images))
-            try engine.forward()
+        for chunk in requested {
+            let n = chunk.imageCount
+            var forward: [String: ForwardStatistics] = [:]
+            if cached, let state = committed[chunk.index] {
+                for saved in state.saved { engine.restoreForward(saved) }
+                for (blob, value) in state.blobs { try engine.setValue(value, of: blob) }
+                try engine.forward(nodes: (frontier + 1)..<graph.nodes.count)
+                forward = state.layers
+            } else {
+                try engine.setInput(padded(chunk.images))
+                try engine.forward()
+                for node in graph.nodes where node.kind.isAffine {
+                    let bottomShape = graph.blobs[node.bottoms[0]].shape, topShape = graph.blobs[node.tops[0]].shape
+                    let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
+                        ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: n, outputShape: topShape)
+                    }
+                    let zShape = [n] + topShape.dropFirst()
+                    let moments = try engine.withValue(of: node.tops[0]) { z in
+                        ChannelMoments(accumulating: UnsafeBufferPointer(rebasing: z[0..<zShape.reduce(1, *)]), shape: zShape)
+                    }
+                    forward[node.name] = ForwardStatistics(inputSquares: SquareSums(count: count, sumOfSquares: sums), outputMoments: moments)
+                }
+            }
             for output in outputs {
                 let shape = graph.blobs[output].shape
                 let perImage = shape.dropFirst().reduce(1, *)
                 var eta = Tensor(shape: shape)
-                for n in 0..<chunk.imageCount {
-                    let draws = Philox(seed: seed, stream: Philox.stream("eta", step, chunk.firstImage + n, output)).gaussians(count: perImage)
-                    eta.data.replaceSubrange((n * perImage)..<((n + 1) * perImage), with: draws)
+                for i in 0..<n {
+                    let draws = Philox(seed: seed, stream: Philox.stream("eta", step, chunk.firstImage + i, output)).gaussians(count: perImage)
+                    eta.data.replaceSubrange((i * perImage)..<((i + 1) * perImage), with: draws)
                 }
                 try engine.setGradient(eta, of: output)
             }
@@ -245,15 +343,7 @@ public final class ChunkCollector {
             for node in graph.nodes where node.kind.isAffine {
                 let bottomShape = graph.blobs[node.bottoms[0]].shape
                 let topShape = graph.blobs[node.tops[0]].shape
-                let n = chunk.imageCount
-                let realShape = { (id: Int) in [n] + self.graph.blobs[id].shape.dropFirst() }
-                let (inSums, inCount) = try engine.withValue(of: node.bottoms[0]) { x in
-                    ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: n, outputShape: topShape)
-                }
-                let zShape = realShape(node.tops[0])
-                let moments = try engine.withValue(of: node.tops[0]) { z in
-                    ChannelMoments(accumulating: UnsafeBufferPointer(rebasing: z[0..<zShape.reduce(1, *)]), shape: zShape)
-                }
+                let zShape = [n] + topShape.dropFirst()
                 let (norm, squares) = try engine.withGradient(of: node.tops[0]) { y -> (SquaredNormSum, SquareSums) in
                     let real = UnsafeBufferPointer(rebasing: y[0..<zShape.reduce(1, *)])
                     return (SquaredNormSum(accumulating: real, shape: zShape), SquareSums(accumulating: real, shape: zShape))
@@ -262,8 +352,8 @@ public final class ChunkCollector {
                 layers.append(LayerMeasurement(
                     layer: node.name, rows: topShape[1],
                     columnsPerChannel: ColumnStatistics.columnsPerChannel(node, bottom: bottomShape),
-                    outputMoments: moments,
-                    inputSquares: SquareSums(count: inCount, sumOfSquares: inSums),
+                    outputMoments: forward[node.name]!.outputMoments,
+                    inputSquares: forward[node.name]!.inputSquares,
                     outputGradientNorm: norm,
                     outputGradientSquares: squares,
                     weightGradientSquares: dW.map { SquareSums(count: 1, sumOfSquares: ColumnStatistics.rowSquares(node, weight: $0, bottomChannels: bottomShape[1])) }

@@ -78,10 +78,14 @@ import MagicInitTransport
         }
     }
 
-    @Test func test_workerVanishesMidRun_chunksReassigned_weightsBitwiseIdentical() async throws {
+    /// Worker 0 holds 2 of the 4 chunks and answers 2 replies per request: it disappears
+    /// after 5 replies (in Algorithm 1's third layer) or after 11 (during Algorithm 2's first
+    /// measurement, which reuses Algorithm 1's forward pass: the adopting worker replays
+    /// Algorithm 1 for the chunk).
+    @Test(arguments: [5, 11])
+    func test_workerVanishesMidRun_chunksReassigned_weightsBitwiseIdentical(killAfter: Int) async throws {
         let local = try await Self.localRun()
-        // Worker 0 disappears after answering 5 chunks (in Algorithm 1).
-        let cluster = try await Self.clusterRun(workers: 2, killAfter: 5)
+        let cluster = try await Self.clusterRun(workers: 2, killAfter: killAfter)
         #expect(Self.differingKeys(local, cluster).isEmpty, "parameters differ: \(Self.differingKeys(local, cluster))")
     }
 }
