@@ -49,6 +49,15 @@ public struct InitOptions: Sendable, Hashable, Codable {
     /// Off by default: every pass reuses each image's η, so passes differ only by the
     /// weights and the verification pass measures exactly what the model balanced.
     public var freshTopGradientEachPass: Bool = false
+    /// Images in Algorithm 2's verification pass when the closed form is exact (homogeneous
+    /// network, η reused): the first chunks holding at least this many images; 0 = every
+    /// image. A real forward + backward pass over them must reproduce the change rates the
+    /// model predicts for them within ``verificationTolerance``, else every image is
+    /// measured again and iteration goes on by measurement.
+    public var verificationImages: Int = 16
+    /// Largest accepted `|measured / predicted − 1|` of a layer's change rate relative to
+    /// the geometric mean of all layers' rates, in the verification pass.
+    public var verificationTolerance: Double = 1e-3
 
     public init() {}
 }

@@ -27,6 +27,11 @@ extension InitReport {
                          + "rates span ×\(String(format: "%.3g", a.rateSpreadBefore)) → ×\(String(format: "%.4f", a.rateSpreadAfter))"
                          + (a.converged ? " (converged)" : " (not converged)")
                          + (a.homogeneous ? "" : "; not homogeneous: \(a.nonHomogeneousLayers.joined(separator: ", ")) (re-measured each pass)"))
+            if let v = a.verification {
+                lines.append("Algorithm 2 verification pass (\(v.images) image(s), real forward + backward): measured change rates within "
+                             + String(format: "%.2g", v.maxRateDeviation) + " of the closed form"
+                             + (v.passed ? "" : " — above the tolerance " + String(format: "%.2g", v.tolerance) + ", so every image was measured again"))
+            }
         }
         for (phase, seconds) in phaseSeconds.sorted(by: { $0.key < $1.key }) {
             lines.append(String(format: "%@: %.1f s", phase, seconds))

@@ -29,7 +29,8 @@ public struct InitReport: Sendable, Codable {
         /// Whether every layer is homogeneous (closed form exact) or which layers are not.
         public var homogeneous: Bool
         public var nonHomogeneousLayers: [String]
-        /// Measurement passes over the images (the last verifies).
+        /// Measurement passes (the first over every image; a verification pass may cover
+        /// only some, see ``verification``).
         public var passes: Int
         /// Damped steps taken on the closed-form model.
         public var modelSteps: Int
@@ -37,7 +38,22 @@ public struct InitReport: Sendable, Codable {
         /// Largest / smallest layer change rate before and after.
         public var rateSpreadBefore: Double
         public var rateSpreadAfter: Double
+        /// The check of the closed form on a real pass (homogeneous networks), if one ran.
+        public var verification: Verification?
         public var seconds: Double
+    }
+
+    /// Algorithm 2's verification pass: a real forward + backward pass over the first
+    /// `chunks` chunks (`images` images), compared with the change rates the closed form
+    /// predicts for the same images and η.
+    public struct Verification: Sendable, Codable {
+        public var images: Int
+        public var chunks: Int
+        /// Largest `|measured / predicted − 1|` over the layers, of rates relative to their
+        /// geometric mean (the model leaves the global output scale out).
+        public var maxRateDeviation: Double
+        public var tolerance: Double
+        public var passed: Bool { maxRateDeviation <= tolerance }
     }
 
     public var network: String

@@ -91,14 +91,26 @@ public struct Initializer: Sendable {
 
     /// Algorithm 2 (§3.2): measure, then balance the layers' change rates with damped
     /// corrections `r_k = (C_k / C̄)^(α/2)` undone in the consumers. The corrections are
-    /// iterated on the closed-form ``ChangeRateModel`` between measurement passes; for a
-    /// network of homogeneous layers the model is exact and one more pass verifies it,
-    /// otherwise passes repeat (at most ``InitOptions/maxIterations``) until converged.
+    /// iterated on the closed-form ``ChangeRateModel`` between measurement passes. For a
+    /// network of homogeneous layers (with η reused) the model is exact: one real forward +
+    /// backward pass over the first chunks (``InitOptions/verificationImages``) must then
+    /// reproduce the rates it predicts for those chunks; if it does not, or the network is
+    /// not homogeneous, passes over every image repeat (at most
+    /// ``InitOptions/maxIterations``) until converged.
     func betweenLayer(_ source: some StatisticsSource, report: inout InitReport) async throws {
         let graph = source.graph
         let clock = ContinuousClock()
         let start = clock.now
-        var measurement = try await source.measure(step: 0, weightGradients: options.rateMeasure == .weightGradient)
+        let weightGradients = options.rateMeasure == .weightGradient
+        let chunkCount = source.chunkCount
+        let verificationChunks = options.verificationImages == 0 ? chunkCount
+            : min(chunkCount, (options.verificationImages + graph.batchSize - 1) / graph.batchSize)
+        // Pass 1 in two parts, so the verification chunks' own statistics are at hand.
+        let head = try await source.measure(step: 0, weightGradients: weightGradients, chunks: 0..<verificationChunks)
+        var measurement = head
+        if verificationChunks < chunkCount {
+            measurement.merge(try await source.measure(step: 0, weightGradients: weightGradients, chunks: verificationChunks..<chunkCount))
+        }
         var model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
         let ones = [Double](repeating: 1, count: measurement.layers.count)
         let initialRates = model.rates(factors: ones)
@@ -110,6 +122,8 @@ public struct Initializer: Sendable {
         var rates = initialRates
         var converged = false
         let homogeneous = model.scales.isHomogeneous
+        var verification: InitReport.Verification?
+        var figureAfter: [LayerFigure1]?
         while passes <= options.maxIterations {
             let solution = try model.solve(from: ones, damping: options.damping, tolerance: options.tolerance,
                                            maxSteps: options.modelStepsPerPass)
@@ -117,8 +131,37 @@ public struct Initializer: Sendable {
             if solution.steps == 0 { converged = true; break }
             try await source.apply(model.directives(factors: solution.factors))
             for k in cumulative.indices { cumulative[k] *= solution.factors[k] }
-            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0,
-                                                    weightGradients: options.rateMeasure == .weightGradient)
+            if homogeneous && !options.freshTopGradientEachPass && verification == nil {
+                // The closed form is exact here: check it on the verification chunks.
+                let check = try await source.measure(step: 0, weightGradients: weightGradients, chunks: 0..<verificationChunks)
+                passes += 1
+                let predicted = ChangeRateModel(graph: graph, measurement: head, measure: options.rateMeasure).rates(factors: cumulative)
+                let measured = ChangeRateModel(graph: graph, measurement: check, measure: options.rateMeasure).rates(factors: ones)
+                // The model leaves the global output scale at 1: compare relative rates C_k / C̄.
+                let measuredMean = ChangeRateModel.geometricMean(measured), predictedMean = ChangeRateModel.geometricMean(predicted)
+                let deviation = zip(measured, predicted).map { abs(($0 / measuredMean) / ($1 / predictedMean) - 1) }.max() ?? 0
+                let images = min(verificationChunks * graph.batchSize, report.images)
+                verification = InitReport.Verification(images: images, chunks: verificationChunks,
+                                                       maxRateDeviation: deviation, tolerance: options.verificationTolerance)
+                if deviation <= options.verificationTolerance {
+                    if verificationChunks == chunkCount {
+                        // The check covered every image: report what it measured.
+                        measurement = check
+                        rates = measured
+                    } else {
+                        // Absolute rates: the model's, times the global scale the check measured.
+                        let global = measuredMean / predictedMean
+                        rates = model.rates(factors: solution.factors).map { $0 * global }
+                        figureAfter = Figure1.rows(Initializer.scaled(measurement, byLayer: solution.factors), rates: rates)
+                    }
+                    let mean = ChangeRateModel.geometricMean(rates)
+                    converged = rates.allSatisfy { abs($0 / mean - 1) <= options.tolerance }
+                    log("[algorithm 2] verification pass on \(images) image(s): measured rates within \(fmt(deviation)) of the closed form; change rates span ×\(fmt(Initializer.spread(rates)))\(converged ? ", converged" : "")")
+                    break
+                }
+                log("[algorithm 2] verification pass on \(images) image(s): measured rates are \(fmt(deviation)) off the closed form (tolerance \(fmt(options.verificationTolerance))); measuring every image again")
+            }
+            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0, weightGradients: weightGradients)
             passes += 1
             model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
             rates = model.rates(factors: ones)
@@ -128,12 +171,25 @@ public struct Initializer: Sendable {
             if converged || (homogeneous && solution.converged) { break }
         }
         for k in cumulative.indices { report.layers[k].betweenLayerFactor = cumulative[k] }
-        report.figure1After = Figure1.rows(measurement, rates: rates)
+        report.figure1After = figureAfter ?? Figure1.rows(measurement, rates: rates)
         report.algorithm2 = InitReport.Algorithm2(
             rateMeasure: options.rateMeasure.rawValue, homogeneous: homogeneous,
             nonHomogeneousLayers: model.scales.nonHomogeneousLayers, passes: passes, modelSteps: steps,
             converged: converged, rateSpreadBefore: spreadBefore, rateSpreadAfter: Initializer.spread(rates),
-            seconds: (clock.now - start) / .seconds(1))
+            verification: verification, seconds: (clock.now - start) / .seconds(1))
+    }
+
+    /// `measurement` with every affine layer's output multiplied by its factor (what the
+    /// corrections do to a homogeneous network, DESIGN §2): moments scaled; the Figure-1
+    /// coefficients of variation do not change.
+    static func scaled(_ measurement: NetworkMeasurement, byLayer factors: [Double]) -> NetworkMeasurement {
+        var out = measurement
+        for k in out.layers.indices {
+            let c = out.layers[k].outputMoments.channelCount
+            out.layers[k].outputMoments = out.layers[k].outputMoments.affine(scale: [Double](repeating: factors[k], count: c),
+                                                                             shift: [Double](repeating: 0, count: c))
+        }
+        return out
     }
 
     /// Channels with zero (or float32-noise-level) standard deviation.

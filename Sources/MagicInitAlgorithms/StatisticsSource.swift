@@ -9,6 +9,9 @@ public protocol StatisticsSource: Sendable {
     /// The compiled network the statistics are about (batch axis = chunk size).
     var graph: Graph { get }
 
+    /// Chunks `0..<chunkCount` the images are cut into (chunk size = the graph's batch).
+    var chunkCount: Int { get }
+
     /// Applies `directives` in order to every replica of the weights.
     func apply(_ directives: [WeightDirective]) async throws
 
@@ -22,10 +25,18 @@ public protocol StatisticsSource: Sendable {
     /// images, the random linear loss `ℓ = η · z_N` with `η ~ N(0, I)` drawn per image from
     /// stream `("eta", step, image)`, backward to the data (and to the weights when
     /// `weightGradients`, which only the weight-gradient rate measure needs).
-    func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement
+    /// Restricted to `chunks` (every chunk when `nil`): merged over those chunks in order.
+    func measure(step: Int, weightGradients: Bool, chunks: Range<Int>?) async throws -> NetworkMeasurement
 
     /// The current weights, by parameter key, Caffe layouts.
     func parameters() async throws -> ParameterSet
+}
+
+extension StatisticsSource {
+    /// ``measure(step:weightGradients:chunks:)`` over every chunk.
+    public func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement {
+        try await measure(step: step, weightGradients: weightGradients, chunks: nil)
+    }
 }
 
 /// Merged statistics of one affine layer `k` from a measurement pass. Columns `j` index

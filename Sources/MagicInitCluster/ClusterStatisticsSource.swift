@@ -53,6 +53,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
     private let configuration: RunConfiguration
     private let runID: UInt64
     private let assignments: [Int: ChunkAssignment]
+    private nonisolated let assignmentCount: Int
     private let log: @Sendable (String) -> Void
     private let clock = ContinuousClock()
     private var workers: [PeerID: Worker] = [:]
@@ -77,6 +78,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
         self.runID = runID
         self.log = log
         assignments = Dictionary(uniqueKeysWithValues: chunks.map { ($0.index, $0) })
+        assignmentCount = chunks.count
         let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: configuration.chunkSize)
         self.graph = graph
         replica = WeightReplica(graph: graph)
@@ -153,7 +155,9 @@ public actor ClusterStatisticsSource: StatisticsSource {
         return merged
     }
 
-    public func measure(step etaStep: Int, weightGradients: Bool) throws -> NetworkMeasurement {
+    public nonisolated var chunkCount: Int { assignmentCount }
+
+    public func measure(step etaStep: Int, weightGradients: Bool, chunks: Range<Int>?) throws -> NetworkMeasurement {
         let expected = graph.nodes.filter { $0.kind.isAffine }.map { node -> (String, Int, Int) in
             let bottom = graph.blobs[node.bottoms[0]].shape
             let columns: Int
@@ -164,7 +168,9 @@ public actor ClusterStatisticsSource: StatisticsSource {
             }
             return (node.name, graph.blobs[node.tops[0]].shape[1], columns)
         }
-        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: "algorithm 2: measurement pass") { bytes in
+        let only = chunks.map { Set($0).intersection(assignments.keys) }
+        let phase = only == nil || only!.count == assignments.count ? "algorithm 2: measurement pass" : "algorithm 2: verification pass"
+        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: phase, only: only) { bytes in
             try WireCodec.decodeMeasurement(bytes, expected: expected)
         }
         let order = parts.keys.sorted()
@@ -177,20 +183,23 @@ public actor ClusterStatisticsSource: StatisticsSource {
 
     // MARK: the request loop
 
-    /// Asks every worker for its chunks and waits until every chunk is answered once,
-    /// reassigning the chunks of lost workers.
-    private func collect<T>(_ kind: StatisticsKind, phase: String, decode: ([UInt8]) throws -> T) throws -> [Int: T] {
+    /// Asks every worker for its chunks (those in `only`, when given) and waits until every
+    /// one is answered once, reassigning the chunks of lost workers.
+    private func collect<T>(_ kind: StatisticsKind, phase: String, only: Set<Int>? = nil, decode: ([UInt8]) throws -> T) throws -> [Int: T] {
         step += 1
         let current = step
         var results: [Int: T] = [:]
-        let totalImages = assignments.values.reduce(0) { $0 + $1.images.count }
+        let wanted = only ?? Set(assignments.keys)
+        let totalImages = wanted.reduce(0) { $0 + assignments[$1]!.images.count }
         var imagesDone = 0
         progress?(ProgressEvent(phase: phase, imagesDone: 0, imagesTotal: totalImages))
         for (peer, worker) in workers {
-            try send(.request(step: current, kind: kind, chunks: worker.chunks.sorted(), directiveCount: directiveLog.count), to: peer)
+            let chunks = worker.chunks.intersection(wanted).sorted()
+            guard !chunks.isEmpty else { continue }
+            try send(.request(step: current, kind: kind, chunks: chunks, directiveCount: directiveLog.count), to: peer)
         }
-        while results.count < assignments.count {
-            try checkLiveness(kind: kind, step: current, answered: Set(results.keys))
+        while results.count < wanted.count {
+            try checkLiveness(kind: kind, step: current, answered: Set(results.keys).union(Set(assignments.keys).subtracting(wanted)))
             guard let (peer, envelope) = try receive(timeout: .milliseconds(100)) else { continue }
             guard case .reply(let replyStep, let chunk, let size, let payload) = envelope.message else {
                 try handleUnsolicited(peer, envelope)
@@ -198,7 +207,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
             }
             guard let worker = workers[peer] else { continue }
             // Exactly-once merge: stale steps, unknown or already answered chunks are dropped.
-            guard replyStep == current, assignments[chunk] != nil, results[chunk] == nil, worker.chunks.contains(chunk) else {
+            guard replyStep == current, wanted.contains(chunk), results[chunk] == nil, worker.chunks.contains(chunk) else {
                 log("[coordinator] dropped a reply from worker \(worker.index) for step \(replyStep) chunk \(chunk)")
                 continue
             }

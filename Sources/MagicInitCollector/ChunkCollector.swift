@@ -131,6 +131,11 @@ public final class ChunkCollector {
     /// Images held, over all chunks.
     public var imageCount: Int { chunks.reduce(0) { $0 + $1.imageCount } }
 
+    /// Images held in the chunks `only` (all when `nil`).
+    public func imageCount(of only: Set<Int>?) -> Int {
+        chunks.filter { only?.contains($0.index) ?? true }.reduce(0) { $0 + $1.imageCount }
+    }
+
     /// Whether a measurement of `chunks` with the current weights can reuse Algorithm 1's
     /// forward pass (see the type's documentation).
     private func forwardCached(for requested: [Chunk], weightGradients: Bool) -> Bool {

@@ -9,6 +9,7 @@ public actor LocalStatisticsSource: StatisticsSource {
     private let collector: ChunkCollector
     private let seed: UInt64
     private let progress: ProgressHandler?
+    private nonisolated let chunkTotal: Int
 
     /// - Parameters:
     ///   - images: all sample images, `(N, 3, H, W)`, split into chunks of `chunkSize` in order.
@@ -17,7 +18,9 @@ public actor LocalStatisticsSource: StatisticsSource {
                 progress: ProgressHandler? = nil) throws {
         self.progress = progress
         let collector = try ChunkCollector(network: network, chunkSize: chunkSize, threads: threads)
-        try collector.add(LocalStatisticsSource.chunks(of: images, size: chunkSize))
+        let chunks = LocalStatisticsSource.chunks(of: images, size: chunkSize)
+        chunkTotal = chunks.count
+        try collector.add(chunks)
         self.collector = collector
         self.graph = collector.graph
         self.seed = seed
@@ -44,19 +47,23 @@ public actor LocalStatisticsSource: StatisticsSource {
         return merged
     }
 
-    public func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement {
-        let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients,
-                                          chunkDone: reporter("algorithm 2: measurement pass"))
+    public nonisolated var chunkCount: Int { chunkTotal }
+
+    public func measure(step: Int, weightGradients: Bool, chunks: Range<Int>?) async throws -> NetworkMeasurement {
+        let only = chunks.map { Set($0) }
+        let images = collector.imageCount(of: only)
+        let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients, only: only,
+                                          chunkDone: reporter(images == collector.imageCount ? "algorithm 2: measurement pass" : "algorithm 2: verification pass", total: images))
         var merged = parts[0].measurement
         for part in parts.dropFirst() { merged.merge(part.measurement) }
         return merged
     }
 
     /// A per-chunk callback that reports images done so far for `phase`.
-    private func reporter(_ phase: String) -> (Chunk) -> Void {
+    private func reporter(_ phase: String, total: Int? = nil) -> (Chunk) -> Void {
         guard let progress else { return { _ in } }
         var done = 0
-        let total = collector.imageCount
+        let total = total ?? collector.imageCount
         progress(ProgressEvent(phase: phase, imagesDone: 0, imagesTotal: total))
         return { chunk in
             done += chunk.imageCount

@@ -28,12 +28,16 @@ struct AlgorithmOptions: ParsableArguments {
     @Option(help: "Redraws of a dead (constant) channel before it is left and reported.")
     var deadChannelRetries = 3
 
+    @Option(help: "Images of Algorithm 2's verification pass when its closed form is exact (ReLU/pooling networks): a real forward + backward pass over the first chunks holding this many images must reproduce the predicted change rates, else every image is measured again. 0: every image.")
+    var verificationImages = InitOptions().verificationImages
+
     func validate() throws {
         guard damping > 0 && damping <= 2 else { throw ValidationError("--damping must be in (0, 2], got \(damping)") }
         guard tolerance > 0 else { throw ValidationError("--tolerance must be positive, got \(tolerance)") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
         guard bias.isFinite else { throw ValidationError("--bias must be a finite number") }
         guard deadChannelRetries >= 0 else { throw ValidationError("--dead-channel-retries must be ≥ 0") }
+        guard verificationImages >= 0 else { throw ValidationError("--verification-images must be ≥ 0 (0: every image)") }
     }
 
     var initOptions: InitOptions {
@@ -46,6 +50,7 @@ struct AlgorithmOptions: ParsableArguments {
         o.rateMeasure = rateMeasure
         o.seed = seed
         o.deadChannelRetries = deadChannelRetries
+        o.verificationImages = verificationImages
         return o
     }
 }

@@ -37,14 +37,29 @@ import MagicInitStatistics
         #expect(error <= 1e-4, "output differs beyond a global scale \(scale): relative error \(error)")
     }
 
-    @Test func test_bothAlgorithms_smallNetwork_meanOverStdIsBeta_ratesBalanced() async throws {
+    /// Verification on every image (the default 16 covers both chunks of 4), on the first
+    /// chunk only, and with a zero tolerance that no real pass meets: then every image is
+    /// measured again and iteration goes on by measurement.
+    @Test(arguments: [(16, 1e-3), (4, 1e-3), (4, 0)])
+    func test_bothAlgorithms_smallNetwork_meanOverStdIsBeta_ratesBalanced(verificationImages: Int, tolerance: Double) async throws {
         let network = reluNetwork()
         let images = try SamplePhotos.load(size: 32)
         var options = InitOptions()
         options.seed = 21
+        options.verificationImages = verificationImages
+        options.verificationTolerance = tolerance
         let source = try LocalStatisticsSource(network: network, images: images, chunkSize: 4, seed: options.seed)
         let (parameters, report) = try await Initializer(options: options).run(source, images: images.shape[0])
         #expect(rateSpread(report).after <= 1.05, "rates span ×\(rateSpread(report).after)")
+        let a = try #require(report.algorithm2)
+        let v = try #require(a.verification, "a homogeneous network gets a verification pass")
+        #expect(v.images == min(verificationImages, 8) && v.chunks == (verificationImages == 4 ? 1 : 2))
+        // The closed form is exact up to float32 rounding (and Algorithm 1's cached pass).
+        #expect(v.maxRateDeviation < 1e-4, "verification: rates \(v.maxRateDeviation) off the closed form")
+        #expect(v.passed == (tolerance > 0))
+        #expect(a.passes == (tolerance > 0 ? 2 : 3), "passes: \(a.passes)")
+        let after = try #require(report.figure1After)
+        #expect(after.allSatisfy { $0.changeRate > 0 && $0.outputStdCV < 1e-3 })
         // After both algorithms each layer's output is scaled by its own factor s_k:
         // per channel mean/std = β and equal stds within a layer (DESIGN §2).
         for (layer, moments) in try affineOutputMoments(network, parameters: parameters, images: images) {
