@@ -24,6 +24,11 @@ final class ActivationKernel: Kernel {
         tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
     }
 
+    /// ReLU's backward only asks whether its input is positive.
+    override var backwardReads: [(Memory, SavedEncoding)] {
+        [(bottoms[0], algorithm == dnnl_eltwise_relu ? .positivity : .raw)]
+    }
+
     override func forward() throws {
         try forwardPrimitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DST, tops[0])], context)
     }

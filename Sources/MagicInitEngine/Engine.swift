@@ -330,9 +330,9 @@ public final class Engine {
             tensor.data.withUnsafeBufferPointer { memory.floats.update(from: $0.baseAddress!, count: $0.count) }
             return
         }
-        var data = tensor.data
-        try data.withUnsafeMutableBytes { raw in
-            let user = try Memory(wrapping: raw.baseAddress!, desc: source, context)
+        // Read-only: the reorder only reads its source (no copy of the tensor's storage).
+        try tensor.data.withUnsafeBytes { raw in
+            let user = try Memory(wrapping: UnsafeMutableRawPointer(mutating: raw.baseAddress!), desc: source, context)
             try Reorder(from: source, to: memory.desc, context, "upload of \(label)").run(user, memory, context)
         }
     }
