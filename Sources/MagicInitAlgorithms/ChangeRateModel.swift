@@ -113,6 +113,7 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
     case noAffineLayers
     case unknownLayer(String)
     case badDirective(layer: String, reason: String)
+    case missingStatistics(chunks: Range<Int>)
 
     public var description: String {
         switch self {
@@ -122,6 +123,7 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noAffineLayers: "the network has no convolution, deconvolution or inner product layer to initialise"
         case .unknownLayer(let layer): "no layer '\(layer)' in this network"
         case .badDirective(let layer, let reason): "layer '\(layer)': \(reason)"
+        case .missingStatistics(let chunks): "the statistics source returned nothing for chunks \(chunks.lowerBound)…\(chunks.upperBound - 1)"
         }
     }
 }

@@ -105,12 +105,12 @@ public struct Initializer: Sendable {
         let chunkCount = source.chunkCount
         let verificationChunks = options.verificationImages == 0 ? chunkCount
             : min(chunkCount, (options.verificationImages + graph.batchSize - 1) / graph.batchSize)
-        // Pass 1 in two parts, so the verification chunks' own statistics are at hand.
-        let head = try await source.measure(step: 0, weightGradients: weightGradients, chunks: 0..<verificationChunks)
+        // Pass 1 merged in two groups, so the verification chunks' own statistics are at hand.
+        let groups = verificationChunks < chunkCount ? [0..<verificationChunks, verificationChunks..<chunkCount] : [0..<chunkCount]
+        let pass1 = try await source.measure(step: 0, weightGradients: weightGradients, groups: groups)
+        let head = pass1[0]
         var measurement = head
-        if verificationChunks < chunkCount {
-            measurement.merge(try await source.measure(step: 0, weightGradients: weightGradients, chunks: verificationChunks..<chunkCount))
-        }
+        if pass1.count > 1 { measurement.merge(pass1[1]) }
         var model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
         let ones = [Double](repeating: 1, count: measurement.layers.count)
         let initialRates = model.rates(factors: ones)
@@ -133,7 +133,7 @@ public struct Initializer: Sendable {
             for k in cumulative.indices { cumulative[k] *= solution.factors[k] }
             if homogeneous && !options.freshTopGradientEachPass && verification == nil {
                 // The closed form is exact here: check it on the verification chunks.
-                let check = try await source.measure(step: 0, weightGradients: weightGradients, chunks: 0..<verificationChunks)
+                let check = try await source.measure(step: 0, weightGradients: weightGradients, groups: [0..<verificationChunks])[0]
                 passes += 1
                 let predicted = ChangeRateModel(graph: graph, measurement: head, measure: options.rateMeasure).rates(factors: cumulative)
                 let measured = ChangeRateModel(graph: graph, measurement: check, measure: options.rateMeasure).rates(factors: ones)

@@ -25,17 +25,35 @@ public protocol StatisticsSource: Sendable {
     /// images, the random linear loss `ℓ = η · z_N` with `η ~ N(0, I)` drawn per image from
     /// stream `("eta", step, image)`, backward to the data (and to the weights when
     /// `weightGradients`, which only the weight-gradient rate measure needs).
-    /// Restricted to `chunks` (every chunk when `nil`): merged over those chunks in order.
-    func measure(step: Int, weightGradients: Bool, chunks: Range<Int>?) async throws -> NetworkMeasurement
+    /// Run as one request over the chunks of `groups` (all workers busy); the result is
+    /// merged per group, in chunk order within each.
+    func measure(step: Int, weightGradients: Bool, groups: [Range<Int>]) async throws -> [NetworkMeasurement]
 
     /// The current weights, by parameter key, Caffe layouts.
     func parameters() async throws -> ParameterSet
 }
 
 extension StatisticsSource {
-    /// ``measure(step:weightGradients:chunks:)`` over every chunk.
+    /// ``measure(step:weightGradients:groups:)`` over every chunk, merged.
     public func measure(step: Int, weightGradients: Bool) async throws -> NetworkMeasurement {
-        try await measure(step: step, weightGradients: weightGradients, chunks: nil)
+        try await measure(step: step, weightGradients: weightGradients, groups: [0..<chunkCount])[0]
+    }
+}
+
+extension [Range<Int>] {
+    /// Every chunk number in the groups.
+    public var chunkSet: Set<Int> { reduce(into: Set<Int>()) { $0.formUnion($1) } }
+
+    /// `parts` (by chunk number) merged per group in chunk order; a group without parts
+    /// throws.
+    public func merged(_ parts: [Int: NetworkMeasurement]) throws -> [NetworkMeasurement] {
+        try map { group in
+            let chunks = group.filter { parts[$0] != nil }
+            guard let first = chunks.first else { throw AlgorithmError.missingStatistics(chunks: group) }
+            var merged = parts[first]!
+            for chunk in chunks.dropFirst() { merged.merge(parts[chunk]!) }
+            return merged
+        }
     }
 }
 

@@ -157,7 +157,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
 
     public nonisolated var chunkCount: Int { assignmentCount }
 
-    public func measure(step etaStep: Int, weightGradients: Bool, chunks: Range<Int>?) throws -> NetworkMeasurement {
+    public func measure(step etaStep: Int, weightGradients: Bool, groups: [Range<Int>]) throws -> [NetworkMeasurement] {
         let expected = graph.nodes.filter { $0.kind.isAffine }.map { node -> (String, Int, Int) in
             let bottom = graph.blobs[node.bottoms[0]].shape
             let columns: Int
@@ -168,15 +168,12 @@ public actor ClusterStatisticsSource: StatisticsSource {
             }
             return (node.name, graph.blobs[node.tops[0]].shape[1], columns)
         }
-        let only = chunks.map { Set($0).intersection(assignments.keys) }
-        let phase = only == nil || only!.count == assignments.count ? "algorithm 2: measurement pass" : "algorithm 2: verification pass"
+        let only = groups.chunkSet.intersection(assignments.keys)
+        let phase = only.count == assignments.count ? "algorithm 2: measurement pass" : "algorithm 2: verification pass"
         let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: phase, only: only) { bytes in
             try WireCodec.decodeMeasurement(bytes, expected: expected)
         }
-        let order = parts.keys.sorted()
-        var merged = parts[order[0]]!
-        for chunk in order.dropFirst() { merged.merge(parts[chunk]!) }
-        return merged
+        return try groups.merged(parts)
     }
 
     public func parameters() -> ParameterSet { replica.parameters }

@@ -49,14 +49,12 @@ public actor LocalStatisticsSource: StatisticsSource {
 
     public nonisolated var chunkCount: Int { chunkTotal }
 
-    public func measure(step: Int, weightGradients: Bool, chunks: Range<Int>?) async throws -> NetworkMeasurement {
-        let only = chunks.map { Set($0) }
+    public func measure(step: Int, weightGradients: Bool, groups: [Range<Int>]) async throws -> [NetworkMeasurement] {
+        let only = groups.chunkSet
         let images = collector.imageCount(of: only)
         let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients, only: only,
                                           chunkDone: reporter(images == collector.imageCount ? "algorithm 2: measurement pass" : "algorithm 2: verification pass", total: images))
-        var merged = parts[0].measurement
-        for part in parts.dropFirst() { merged.merge(part.measurement) }
-        return merged
+        return try groups.merged(Dictionary(uniqueKeysWithValues: parts.map { ($0.chunk, $0.measurement) }))
     }
 
     /// A per-chunk callback that reports images done so far for `phase`.

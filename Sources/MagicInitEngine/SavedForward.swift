@@ -118,14 +118,16 @@ extension Engine {
             let blocks = (count + packBlock - 1) / packBlock
             DispatchQueue.concurrentPerform(iterations: blocks) { block in
                 let start = block * packBlock, end = min(count, start + packBlock)
-                let lanes = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+                // Bit b of a 16-bit group → lane b: shift, mask, and 1 becomes 1.0f's bits.
+                let shifts = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                let one = SIMD16<UInt32>(repeating: Float(1).bitPattern)
                 var i = start
                 while i + 64 <= end {
                     let word = w[i / 64]
                     for quarter in 0..<4 {
-                        let bits = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)) & 0xFFFF)
-                        let v = SIMD16<Float>(repeating: 0).replacing(with: 1, where: (bits & lanes) .!= 0)
-                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<Float>.self)
+                        let group = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)))
+                        let v = ((group &>> shifts) & 1) &* one
+                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<UInt32>.self)
                     }
                     i += 64
                 }
