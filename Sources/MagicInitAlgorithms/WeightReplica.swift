@@ -1,3 +1,4 @@
+import Dispatch
 import MagicInitCore
 
 /// The weights of a network as a plain value, changed only by ``WeightDirective``s. Every
@@ -69,38 +70,49 @@ public struct WeightReplica: Sendable {
         guard rowScale.count == rows, shift.count == rows, columns.count == bottom[1] else {
             throw AlgorithmError.badDirective(layer: node.name, reason: "affine map with \(rowScale.count) row scales, \(shift.count) shifts, \(columns.count) column scales for \(rows) rows and \(bottom[1]) input channels")
         }
-        var w = parameters[weightKey]!.data
-        switch node.kind {
-        case .convolution(let p):
-            let o = spec.shape[0], inPerGroup = spec.shape[1], k = spec.shape[2] * spec.shape[3]
-            for row in 0..<o {
-                let group = row / (o / p.groups)
-                for ci in 0..<inPerGroup {
-                    let factor = rowScale[row] * columns[group * inPerGroup + ci]
-                    let base = (row * inPerGroup + ci) * k
-                    for j in base..<(base + k) { w[j] = Float(Double(w[j]) * factor) }
-                }
+        // Taken out of the dictionary so it is changed in place; rows (output channels, or
+        // input channels of a deconvolution) in parallel: each element is touched once, so
+        // the result does not depend on the split.
+        var weight = parameters.removeValue(forKey: weightKey)!
+        defer { parameters[weightKey] = weight }
+        let kind = node.kind, shape = spec.shape
+        weight.data.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let w = buffer.baseAddress!
+            let scale = { @Sendable (count: Int, factor: Double, base: Int) in
+                for j in base..<(base + count) { w[j] = Float(Double(w[j]) * factor) }
             }
-        case .deconvolution(let p):
-            let c = spec.shape[0], outPerGroup = spec.shape[1], k = spec.shape[2] * spec.shape[3]
-            let inPerGroup = c / p.groups
-            for ci in 0..<c {
-                let group = ci / inPerGroup
-                for oi in 0..<outPerGroup {
-                    let factor = rowScale[group * outPerGroup + oi] * columns[ci]
-                    let base = (ci * outPerGroup + oi) * k
-                    for j in base..<(base + k) { w[j] = Float(Double(w[j]) * factor) }
+            switch kind {
+            case .convolution(let p):
+                let o = shape[0], inPerGroup = shape[1], k = shape[2] * shape[3]
+                DispatchQueue.concurrentPerform(iterations: o) { row in
+                    let group = row / (o / p.groups)
+                    for ci in 0..<inPerGroup {
+                        scale(k, rowScale[row] * columns[group * inPerGroup + ci], (row * inPerGroup + ci) * k)
+                    }
                 }
-            }
-        default:
-            let o = spec.shape[0], f = spec.shape[1]
-            let perChannel = max(f / columns.count, 1)
-            for row in 0..<o {
-                let r = rowScale[row]
-                for j in 0..<f { w[row * f + j] = Float(Double(w[row * f + j]) * r * columns[j / perChannel]) }
+            case .deconvolution(let p):
+                let c = shape[0], outPerGroup = shape[1], k = shape[2] * shape[3]
+                let inPerGroup = c / p.groups
+                DispatchQueue.concurrentPerform(iterations: c) { ci in
+                    let group = ci / inPerGroup
+                    for oi in 0..<outPerGroup {
+                        scale(k, rowScale[group * outPerGroup + oi] * columns[ci], (ci * outPerGroup + oi) * k)
+                    }
+                }
+            default:
+                // Inner product: feature j belongs to bottom channel j / perChannel.
+                let o = shape[0], f = shape[1]
+                let perChannel = max(f / columns.count, 1)
+                DispatchQueue.concurrentPerform(iterations: o) { row in
+                    var j = 0
+                    while j < f {
+                        let channel = j / perChannel, end = min(f, (channel + 1) * perChannel)
+                        scale(end - j, rowScale[row] * columns[channel], row * f + j)
+                        j = end
+                    }
+                }
             }
         }
-        parameters[weightKey]!.data = w
         if let biasKey {
             var b = parameters[biasKey]!.data
             for o in 0..<rows { b[o] = Float(Double(b[o]) * rowScale[o] + shift[o]) }
