@@ -139,11 +139,14 @@ public actor ClusterStatisticsSource: StatisticsSource {
 
     // MARK: StatisticsSource
 
+    /// Sends the directives first, so the workers apply them (Gaussian draws of a whole
+    /// layer, say) while this replica does the same; a directive this replica rejects ends
+    /// the run all the same.
     public func apply(_ directives: [WeightDirective]) throws {
-        for d in directives { try replica.apply(d) }
         let first = directiveLog.count
         directiveLog += directives
         for peer in workers.keys { try send(.directives(first: first, directives), to: peer) }
+        for d in directives { try replica.apply(d) }
     }
 
     public func outputMoments(layer: String) throws -> ChannelMoments {

@@ -118,7 +118,7 @@ public final class ChunkCollector {
         var previous = -1
         for step in history {
             try engine.setParameters(step.parameters)
-            var (_, next) = try advance(chunk, state: state, from: previous, to: step.node)
+            var (_, next) = try advance(chunk, state: &state, from: previous, to: step.node)
             ChunkCollector.commit(&next, node: graph.nodes[step.node], scale: step.scale, shift: step.shift)
             state = next
             previous = step.node
@@ -240,17 +240,22 @@ public final class ChunkCollector {
     /// moments of `target`'s output over the chunk's real images and the chunk's new state
     /// (output not yet mapped). The same code serves first runs and replays, so both give
     /// the same bits.
-    private func advance(_ chunk: Chunk, state: ChunkState?, from previous: Int, to target: Int) throws -> (ChannelMoments, ChunkState) {
+    /// The blobs of `state` are used up (their storage is recycled for the new output).
+    private func advance(_ chunk: Chunk, state: inout ChunkState?, from previous: Int, to target: Int) throws -> (ChannelMoments, ChunkState) {
+        var blobs = state?.blobs ?? [:]
+        state?.blobs = [:]
         if previous < 0 {
             try engine.setInput(padded(chunk.images))
         } else {
-            for (blob, value) in state?.blobs ?? [:] { try engine.setValue(value, of: blob) }
+            for (blob, value) in blobs { try engine.setValue(value, of: blob) }
         }
+        var recycled = blobs.max { $0.value.count < $1.value.count }.map { blobs.removeValue(forKey: $0.key)!.data } ?? []
+        blobs = [:]
         try engine.forward(nodes: (previous + 1)..<(target + 1))
         let node = graph.nodes[target]
         let top = node.tops[0]
         let n = chunk.imageCount
-        let z = try engine.value(of: top)
+        let z = try engine.value(of: top, reusing: &recycled)
         let moments = ChannelMoments(accumulating: firstImages(z, n))
         let bottomShape = graph.blobs[node.bottoms[0]].shape
         let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
@@ -280,11 +285,12 @@ public final class ChunkCollector {
                 // Blobs dropped after the first run of this step (a redraw asks again).
                 try replayAlgorithm1(chunk)
             }
-            let (moments, state) = try advance(chunk, state: committed[chunk.index], from: frontier, to: target)
+            // The previous blobs are used up here (rebuilt by a replay if ever needed again).
+            var previous = committed[chunk.index]
+            committed[chunk.index]?.blobs = [:]
+            let (moments, state) = try advance(chunk, state: &previous, from: frontier, to: target)
             results.append((chunk.index, moments))
             after[chunk.index] = state
-            // The next step starts from `state`: the previous blobs are rebuilt if ever needed again.
-            committed[chunk.index]?.blobs = [:]
             chunkDone(chunk)
         }
         pending = (target, after)

@@ -1,3 +1,4 @@
+import Dispatch
 import MagicInitCore
 
 /// Per-column sums over the weight matrix of an affine layer reshaped to
@@ -66,27 +67,33 @@ enum ColumnStatistics {
             if p.stride.h == 1 && p.stride.w == 1 {
                 // Stride 1: tap (a, b) reads the rectangle rows a·d−p … a·d−p+H'−1 (clipped),
                 // likewise columns; one 2-D prefix sum of x² per plane answers every tap.
-                var prefix = [Double](repeating: 0, count: (h + 1) * (w + 1))
-                for n in 0..<images {
-                    for ch in 0..<c {
-                        let plane = (n * c + ch) * h * w
-                        for y in 0..<h {
-                            var row = 0.0
-                            for xo in 0..<w {
-                                let v = Double(d[plane + y * w + xo])
-                                row += v * v
-                                prefix[(y + 1) * (w + 1) + xo + 1] = prefix[y * (w + 1) + xo + 1] + row
+                // Channels in parallel (images in order within each), so every column's
+                // sum is taken in the same order whatever the split.
+                nonisolated(unsafe) let d = d
+                sums.withUnsafeMutableBufferPointer { out in
+                    nonisolated(unsafe) let out = out
+                    DispatchQueue.concurrentPerform(iterations: c) { ch in
+                        var prefix = [Double](repeating: 0, count: (h + 1) * (w + 1))
+                        for n in 0..<images {
+                            let plane = (n * c + ch) * h * w
+                            for y in 0..<h {
+                                var row = 0.0
+                                for xo in 0..<w {
+                                    let v = Double(d[plane + y * w + xo])
+                                    row += v * v
+                                    prefix[(y + 1) * (w + 1) + xo + 1] = prefix[y * (w + 1) + xo + 1] + row
+                                }
                             }
-                        }
-                        for a in 0..<kh {
-                            let top = max(a * p.dilation.h - p.pad.h, 0), bottom = min(a * p.dilation.h - p.pad.h + oh, h)
-                            guard top < bottom else { continue }
-                            for b in 0..<kw {
-                                let left = max(b * p.dilation.w - p.pad.w, 0), right = min(b * p.dilation.w - p.pad.w + ow, w)
-                                guard left < right else { continue }
-                                // A difference of prefix sums can round to a tiny negative.
-                                sums[(ch * kh + a) * kw + b] += max(0, prefix[bottom * (w + 1) + right] - prefix[top * (w + 1) + right]
-                                    - prefix[bottom * (w + 1) + left] + prefix[top * (w + 1) + left])
+                            for a in 0..<kh {
+                                let top = max(a * p.dilation.h - p.pad.h, 0), bottom = min(a * p.dilation.h - p.pad.h + oh, h)
+                                guard top < bottom else { continue }
+                                for b in 0..<kw {
+                                    let left = max(b * p.dilation.w - p.pad.w, 0), right = min(b * p.dilation.w - p.pad.w + ow, w)
+                                    guard left < right else { continue }
+                                    // A difference of prefix sums can round to a tiny negative.
+                                    out[(ch * kh + a) * kw + b] += max(0, prefix[bottom * (w + 1) + right] - prefix[top * (w + 1) + right]
+                                        - prefix[bottom * (w + 1) + left] + prefix[top * (w + 1) + left])
+                                }
                             }
                         }
                     }

@@ -171,6 +171,10 @@ final class AffineKernel: Kernel {
         try body()
     }
 
+    /// ``weights`` in backward-data's layout, valid while ``weightsChanged`` is false.
+    private var backwardDataWeights: Memory?
+    private var weightsChanged = true
+
     /// Backward to data needs only the weights.
     override var backwardReads: [(Memory, SavedEncoding)] { [] }
 
@@ -243,7 +247,15 @@ final class AffineKernel: Kernel {
         if sinkView == nil, let sink = sinks[0] { sinkView = sink }
         if let sink = sinkView, let backwardData {
             let diffDst = try adapt(diffView!, to: backwardData.md(dnnl_query_diff_dst_md), slot: "bwd-data diff_dst")
-            let w = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")
+            // The weights in backward-data's layout: reordered once per weight change, not per pass.
+            let w: Memory
+            if let cached = backwardDataWeights, !weightsChanged {
+                w = cached
+            } else {
+                w = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")
+                backwardDataWeights = w
+                weightsChanged = false
+            }
             try produce(into: sink, as: backwardData.md(dnnl_query_diff_src_md), slot: "diff_src") { out in
                 try backwardData.execute([(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, out)], context)
             }
@@ -259,7 +271,9 @@ final class AffineKernel: Kernel {
 
     override func setParameter(_ role: ParameterRole, _ value: Tensor) throws {
         switch role {
-        case .weight: try upload(value, into: weights, userDesc: userWeightsDesc, slot: "weights")
+        case .weight:
+            try upload(value, into: weights, userDesc: userWeightsDesc, slot: "weights")
+            weightsChanged = true
         case .bias:
             guard let bias else { return try super.setParameter(role, value) }
             try upload(value, into: bias, slot: "bias")

@@ -140,6 +140,29 @@ public final class Engine {
         try Engine.download(values[id], shape: graph.blobs[id].shape, userDesc: nil, context: context, label: graph.blobs[id].label)
     }
 
+    /// ``value(of:)`` written into `storage` when it holds at least as many elements (its
+    /// old content is lost; `storage` is left empty): saves faulting in fresh pages for
+    /// activation-sized arrays. Falls back to a new array otherwise.
+    public func value(of id: Int, reusing storage: inout [Float]) throws -> Tensor {
+        let shape = graph.blobs[id].shape
+        let count = shape.reduce(1, *)
+        guard storage.count >= count else { return try value(of: id) }
+        var data: [Float] = []
+        swap(&data, &storage)
+        data.removeLast(data.count - count)
+        let memory = values[id]
+        let plain = try plainDesc(shape)
+        try data.withUnsafeMutableBufferPointer { buffer in
+            if descEqual(plain, memory.desc) {
+                buffer.baseAddress!.update(from: memory.floats, count: count)
+            } else {
+                let user = try Memory(wrapping: UnsafeMutableRawPointer(buffer.baseAddress!), desc: plain, context)
+                try Reorder(from: memory.desc, to: plain, context, "download of \(graph.blobs[id].label)").run(memory, user, context)
+            }
+        }
+        return Tensor(shape: shape, data: data)
+    }
+
     /// Calls `body` with blob `id`'s value in row-major order, without allocating: the
     /// blob's own buffer when its layout is already plain, else a reorder into one scratch
     /// buffer the engine reuses (valid only during `body`; do not nest these calls).

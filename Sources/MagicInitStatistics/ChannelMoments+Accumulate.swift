@@ -1,3 +1,4 @@
+import Dispatch
 import MagicInitCore
 
 // Accumulating ChannelMoments from float32 blobs.
@@ -59,22 +60,33 @@ extension ChannelMoments {
         let runLength = layout.spatial
         let runStride = layout.channels * runLength
         let runsPerSegment = max(1, Kernels.segmentElements / runLength)
-        for c in 0..<layout.channels {
-            var count: Int64 = 0
-            var segmentStart = 0
-            while segmentStart < layout.images {
-                let runs = min(runsPerSegment, layout.images - segmentStart)
-                let part = Kernels.segmentMoments(base + segmentStart * runStride + c * runLength,
-                                                  runLength: runLength, runStride: runStride, runCount: runs)
-                let partCount = Int64(runs * runLength)
-                if count == 0 {
-                    (mean[c], m2[c]) = part
-                } else {
-                    ChanWeights(countA: count, countB: partCount)
-                        .merge(meanA: &mean[c], m2A: &m2[c], meanB: part.mean, m2B: part.m2)
+        nonisolated(unsafe) let base = base
+        mean.withUnsafeMutableBufferPointer { meanOut in
+            m2.withUnsafeMutableBufferPointer { m2Out in
+                nonisolated(unsafe) let meanOut = meanOut, m2Out = m2Out
+                // Channels in parallel: each channel's sequence of operations is the same
+                // whatever the split, so the bits do not depend on the thread count.
+                DispatchQueue.concurrentPerform(iterations: layout.channels) { c in
+                    var mean = 0.0, m2 = 0.0
+                    var count: Int64 = 0
+                    var segmentStart = 0
+                    while segmentStart < layout.images {
+                        let runs = min(runsPerSegment, layout.images - segmentStart)
+                        let part = Kernels.segmentMoments(base + segmentStart * runStride + c * runLength,
+                                                          runLength: runLength, runStride: runStride, runCount: runs)
+                        let partCount = Int64(runs * runLength)
+                        if count == 0 {
+                            (mean, m2) = part
+                        } else {
+                            ChanWeights(countA: count, countB: partCount)
+                                .merge(meanA: &mean, m2A: &m2, meanB: part.mean, m2B: part.m2)
+                        }
+                        count += partCount
+                        segmentStart += runs
+                    }
+                    meanOut[c] = mean
+                    m2Out[c] = m2
                 }
-                count += partCount
-                segmentStart += runs
             }
         }
     }
