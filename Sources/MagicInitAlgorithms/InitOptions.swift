@@ -54,7 +54,7 @@ public struct InitOptions: Sendable, Hashable, Codable {
     /// image. A real forward + backward pass over them must reproduce the change rates the
     /// model predicts for them within ``verificationTolerance``, else every image is
     /// measured again and iteration goes on by measurement.
-    public var verificationImages: Int = 16
+    public var verificationImages: Int = 8
     /// Largest accepted `|measured / predicted − 1|` of a layer's change rate relative to
     /// the geometric mean of all layers' rates, in the verification pass.
     public var verificationTolerance: Double = 1e-3

@@ -63,10 +63,14 @@ public final class ChunkCollector {
     private var frontier = -1
     private var committed: [Int: ChunkState] = [:]
     private var pending: (node: Int, states: [Int: ChunkState])?
-    /// Every committed Algorithm 1 step: the layer, its parameters when its output was
-    /// computed, and the affine map applied to that output. Replaying it rebuilds the state
-    /// of a chunk adopted mid-run (or whose blobs were dropped) bit for bit.
-    private var history: [(node: Int, parameters: ParameterSet, scale: [Double], shift: [Double])] = []
+    /// Every committed Algorithm 1 step: the layer, how many directives of ``directiveLog``
+    /// came before its affine map (they give the weights its output was computed with), and
+    /// that map. Replaying it rebuilds the state of a chunk adopted mid-run (or whose blobs
+    /// were dropped) bit for bit.
+    private var history: [(node: Int, directivesBefore: Int, scale: [Double], shift: [Double])] = []
+    /// The directives applied while Algorithm 1's state is kept (Gaussian draws are a seed
+    /// each, so this is far smaller than the weights it stands for).
+    private var directiveLog: [WeightDirective] = []
     /// The last affine node: once it is committed, Algorithm 1 is complete.
     private let lastAffine: Int?
 
@@ -114,10 +118,18 @@ public final class ChunkCollector {
     /// step, the same affine map.
     private func replayAlgorithm1(_ chunk: Chunk) throws {
         defer { try? engine.setParameters(replica.parameters) }
+        // A scratch replica fed the same directives: at each step it holds the weights the
+        // step ran with (a rare path: it costs one more copy of the weights while it runs).
+        var scratch = WeightReplica(graph: graph)
+        var applied = 0
         var state: ChunkState?
         var previous = -1
         for step in history {
-            try engine.setParameters(step.parameters)
+            while applied < step.directivesBefore {
+                try scratch.apply(directiveLog[applied])
+                applied += 1
+            }
+            try engine.setParameters(graph.nodes[step.node].parameters.reduce(into: ParameterSet()) { $0[$1.key] = scratch.parameters[$1.key] })
             var (_, next) = try advance(chunk, state: &state, from: previous, to: step.node)
             ChunkCollector.commit(&next, node: graph.nodes[step.node], scale: step.scale, shift: step.shift)
             state = next
@@ -159,7 +171,8 @@ public final class ChunkCollector {
         for directive in directives {
             if let lastAffine, frontier == lastAffine { dropAlgorithm1State() }
             let nodeIndex = graph.node(named: directive.layer)
-            let before = nodeIndex.map { graph.nodes[$0].parameters.reduce(into: ParameterSet()) { $0[$1.key] = replica.parameters[$1.key] } }
+            let directivesBefore = directiveLog.count
+            if frontier < graph.nodes.count { directiveLog.append(directive) }
             let changed = try replica.apply(directive)
             try engine.setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
             if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, pending?.node == nodeIndex,
@@ -174,7 +187,7 @@ public final class ChunkCollector {
                 }
                 committed = states
                 frontier = nodeIndex
-                history.append((nodeIndex, before ?? [:], rowScale, shift))
+                history.append((nodeIndex, directivesBefore, rowScale, shift))
             }
             pending = nil
         }
@@ -184,6 +197,7 @@ public final class ChunkCollector {
         committed = [:]
         pending = nil
         history = []
+        directiveLog = []
         frontier = graph.nodes.count
     }
 

@@ -37,7 +37,7 @@ import MagicInitStatistics
         #expect(error <= 1e-4, "output differs beyond a global scale \(scale): relative error \(error)")
     }
 
-    /// Verification on every image (the default 16 covers both chunks of 4), on the first
+    /// Verification on every image (16 covers both chunks of 4), on the first
     /// chunk only, and with a zero tolerance that no real pass meets: then every image is
     /// measured again and iteration goes on by measurement.
     @Test(arguments: [(16, 1e-3), (4, 1e-3), (4, 0)])
