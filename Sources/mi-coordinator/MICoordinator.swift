@@ -54,7 +54,7 @@ struct MICoordinator: AsyncParsableCommand {
     var report: String?
 
     @Option(help: "Images per chunk (the engine's batch size); statistics are merged chunk by chunk.")
-    var chunkSize = 8
+    var chunkSize = 4
 
     @Option(help: "oneDNN threads (default: all cores; with --local, split between the workers).")
     var threads: Int?
