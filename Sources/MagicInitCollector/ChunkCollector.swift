@@ -1,3 +1,4 @@
+import Dispatch
 import MagicInitAlgorithms
 import MagicInitCore
 import MagicInitEngine
@@ -224,16 +225,17 @@ public final class ChunkCollector {
         return out
     }
 
-    /// ``affine(_:scale:shift:)`` without copying the tensor.
+    /// ``affine(_:scale:shift:)`` without copying the tensor; `(image, channel)` runs in
+    /// parallel (each element is computed alone, so the split does not change the bits).
     static func affineInPlace(_ x: inout Tensor, scale: [Double], shift: [Double]) {
         let c = x.shape[1], inner = x.shape.dropFirst(2).reduce(1, *), images = x.shape[0]
         x.data.withUnsafeMutableBufferPointer { values in
-            for n in 0..<images {
-                for ch in 0..<c {
-                    let a = Float(scale[ch]), b = Float(shift[ch])
-                    let run = UnsafeMutableBufferPointer(rebasing: values[((n * c + ch) * inner)..<((n * c + ch + 1) * inner)])
-                    for i in run.indices { run[i] = a * run[i] + b }
-                }
+            nonisolated(unsafe) let base = values.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: images * c) { run in
+                let ch = run % c
+                let a = Float(scale[ch]), b = Float(shift[ch])
+                let start = base + run * inner
+                for i in 0..<inner { start[i] = a * start[i] + b }
             }
         }
     }
