@@ -134,9 +134,18 @@ import Testing
         var directory: URL?
         switch kind {
         case .tcp:
-            let probe = try ZMQRouter(bind: "tcp://127.0.0.1:*")
-            endpoint = probe.endpoint
-            probe.close()
+            // A free port below the kernel's ephemeral range (32768 and up): a connect to an
+            // unbound port inside that range can pick the same port as its source and
+            // connect to itself (TCP simultaneous open), which made this test flaky.
+            var found: String?
+            for _ in 0..<50 where found == nil {
+                let candidate = "tcp://127.0.0.1:\(Int.random(in: 20000..<30000))"
+                if let probe = try? ZMQRouter(bind: candidate) {
+                    probe.close()
+                    found = candidate
+                }
+            }
+            endpoint = try #require(found, "no free port in 20000–29999")
         case .ipc:
             directory = try makeTemporaryDirectory()
             endpoint = "ipc://\(directory!.path)/late.sock"
