@@ -114,6 +114,7 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
     case unknownLayer(String)
     case badDirective(layer: String, reason: String)
     case missingStatistics(chunks: Range<Int>)
+    case tooFewImages(layer: String, images: Int)
 
     public var description: String {
         switch self {
@@ -123,6 +124,8 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
         case .noAffineLayers: "the network has no convolution, deconvolution or inner product layer to initialise"
         case .unknownLayer(let layer): "no layer '\(layer)' in this network"
         case .badDirective(let layer, let reason): "layer '\(layer)': \(reason)"
+        case .tooFewImages(let layer, let images):
+            "layer '\(layer)' has one value per image and channel, so its channel statistics need at least 2 images (got \(images)); give more images"
         case .missingStatistics(let chunks): "the statistics source returned nothing for chunks \(chunks.lowerBound)…\(chunks.upperBound - 1)"
         }
     }

@@ -57,7 +57,10 @@ public struct InitOptions: Sendable, Hashable, Codable {
     public var verificationImages: Int = 8
     /// Largest accepted `|measured / predicted − 1|` of a layer's change rate relative to
     /// the geometric mean of all layers' rates, in the verification pass.
-    public var verificationTolerance: Double = 1e-3
+    /// Seen on VGG-16: 1e-5 to 3.4e-4 (a cached and a recomputed forward pass can route a
+    /// gradient differently where pooled values or ReLU inputs tie within rounding); a wrong
+    /// model is off by far more.
+    public var verificationTolerance: Double = 5e-3
 
     public init() {}
 }

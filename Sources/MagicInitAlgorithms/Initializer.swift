@@ -22,6 +22,10 @@ public struct Initializer: Sendable {
         let graph = source.graph
         let affine = graph.nodes.filter { $0.kind.isAffine }
         guard !affine.isEmpty else { throw AlgorithmError.noAffineLayers }
+        // An output of spatial size 1 (inner products) has a single value per image and channel.
+        if images < 2, let flat = affine.first(where: { graph.blobs[$0.tops[0]].shape.dropFirst(2).reduce(1, *) == 1 }) {
+            throw AlgorithmError.tooFewImages(layer: flat.name, images: images)
+        }
         var report = InitReport(network: graph.network.name, images: images, chunkSize: graph.batchSize, options: options,
                                 layers: affine.map { InitReport.Layer(name: $0.name, type: $0.kind.caffeType, channels: $0.parameters[0].shape[$0.kind.isDeconvolution ? 1 : 0] * ($0.kind.isDeconvolution ? $0.groups : 1)) })
         let clock = ContinuousClock()
@@ -83,7 +87,8 @@ public struct Initializer: Sendable {
             report.layers[k].after = Initializer.summary(moments.affine(scale: scale, shift: shift))
             report.layers[k].algorithm1Seconds = (clock.now - start) / .seconds(1)
             if !dead.isEmpty {
-                log("[algorithm 1] \(node.name): channel(s) \(dead.map(String.init).joined(separator: ", ")) stay constant after \(attempt) redraw(s); left unscaled at mean β")
+                let listed = dead.prefix(10).map(String.init).joined(separator: ", ") + (dead.count > 10 ? " … (\(dead.count) in all)" : "")
+                log("[algorithm 1] \(node.name): channel(s) \(listed) stay constant after \(attempt) redraw(s); left unscaled at mean β")
             }
             log("[algorithm 1] \(node.name) normalised (\(std.count) channels, σ from \(fmt(std.min() ?? 0)) to \(fmt(std.max() ?? 0)))")
         }

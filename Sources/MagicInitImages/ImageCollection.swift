@@ -32,6 +32,10 @@ public enum ImageCollection {
             paths = try readListFile(source)
         } else {
             paths = globFiles(source)
+            // Not a folder, list or matching pattern: say the path is missing when it is.
+            if paths.isEmpty && !exists && !source.contains(where: { "*?[".contains($0) }) {
+                throw ImageError.unreadable(path: source, reason: "no such file or folder")
+            }
         }
         guard !paths.isEmpty else { throw ImageError.noImagesFound(source: source) }
         return paths

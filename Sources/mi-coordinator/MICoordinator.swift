@@ -164,8 +164,10 @@ struct MICoordinator: AsyncParsableCommand {
             let router: ZMQRouter
             do {
                 router = try ZMQRouter(bind: endpoint, allowNonLoopback: allowRemote)
-            } catch TransportError.invalidEndpoint {
+            } catch TransportError.invalidEndpoint(let reason) {
                 if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
+                // A malformed endpoint gets the parser's reason; a valid remote one the flag to pass.
+                guard reason.contains("not a loopback address") else { throw ValidationError("--bind \(endpoint): \(reason)") }
                 throw ValidationError("--bind \(endpoint) is not a loopback address: pass --allow-remote to accept workers from other machines (the traffic is not encrypted)")
             } catch {
                 if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
@@ -267,6 +269,10 @@ extension MICoordinator {
     /// Creates `path`'s directory if needed and checks a file can be created there.
     /// - Throws: a `ValidationError` naming `flag` and the reason.
     static func checkWritable(_ path: String, flag: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("\(flag) \(path) is a folder; give a file path")
+        }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

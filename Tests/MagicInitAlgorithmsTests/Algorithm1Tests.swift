@@ -45,6 +45,17 @@ import MagicInitStatistics
         try expectNormalised(network, parameters, images, beta: 0.1)
     }
 
+    /// One image gives an inner product a single value per channel: refused, naming it.
+    @Test func test_oneImage_innerProductLayer_refusedWithClearError() async throws {
+        let network = reluNetwork()
+        let all = try SamplePhotos.load(size: 32)
+        let one = Tensor(shape: [1] + all.shape.dropFirst(), data: Array(all.data[0..<(all.count / all.shape[0])]))
+        let source = try LocalStatisticsSource(network: network, images: one, chunkSize: 1, seed: 1)
+        await #expect(throws: AlgorithmError.tooFewImages(layer: "fc4", images: 1)) {
+            _ = try await Initializer(options: InitOptions()).run(source, images: 1)
+        }
+    }
+
     @Test func test_constantChannel_noNaN_reportNamesChannel() async throws {
         // A depthwise convolution of images whose first colour channel is constant: its
         // output channel 0 is constant whatever the weights, so every redraw fails.

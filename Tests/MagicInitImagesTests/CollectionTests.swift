@@ -37,3 +37,13 @@ import Testing
         try ImageCollection.listImages(in: list)
     }
 }
+
+@Test func test_listImages_missingFolder_saysItIsMissing() {
+    #expect(throws: ImageError.unreadable(path: "/nonexistent/photos", reason: "no such file or folder")) {
+        try ImageCollection.listImages(in: "/nonexistent/photos")
+    }
+    // A pattern that matches nothing is still "no image found".
+    #expect(throws: ImageError.noImagesFound(source: "/nonexistent/*.jpg")) {
+        try ImageCollection.listImages(in: "/nonexistent/*.jpg")
+    }
+}
