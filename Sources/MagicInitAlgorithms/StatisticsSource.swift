@@ -40,6 +40,12 @@ extension StatisticsSource {
     }
 }
 
+/// The progress phase of a measurement over `chunks` of `total` chunks: the pass over
+/// every image, or Algorithm 2's verification pass over the first few.
+public func measurementPhase(chunks: Int, of total: Int) -> String {
+    chunks >= total ? "algorithm 2: measurement pass" : "algorithm 2: verification pass"
+}
+
 extension [Range<Int>] {
     /// Every chunk number in the groups.
     public var chunkSet: Set<Int> { reduce(into: Set<Int>()) { $0.formUnion($1) } }

@@ -172,7 +172,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
             return (node.name, graph.blobs[node.tops[0]].shape[1], columns)
         }
         let only = groups.chunkSet.intersection(assignments.keys)
-        let phase = only.count == assignments.count ? "algorithm 2: measurement pass" : "algorithm 2: verification pass"
+        let phase = measurementPhase(chunks: only.count, of: assignments.count)
         let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: phase, only: only) { bytes in
             try WireCodec.decodeMeasurement(bytes, expected: expected)
         }
@@ -198,8 +198,10 @@ public actor ClusterStatisticsSource: StatisticsSource {
             guard !chunks.isEmpty else { continue }
             try send(.request(step: current, kind: kind, chunks: chunks, directiveCount: directiveLog.count), to: peer)
         }
+        // Chunks not asked for count as answered: a lost worker's share of them is not re-requested.
+        let unwanted = Set(assignments.keys).subtracting(wanted)
         while results.count < wanted.count {
-            try checkLiveness(kind: kind, step: current, answered: Set(results.keys).union(Set(assignments.keys).subtracting(wanted)))
+            try checkLiveness(kind: kind, step: current, answered: Set(results.keys).union(unwanted))
             guard let (peer, envelope) = try receive(timeout: .milliseconds(100)) else { continue }
             guard case .reply(let replyStep, let chunk, let size, let payload) = envelope.message else {
                 try handleUnsolicited(peer, envelope)

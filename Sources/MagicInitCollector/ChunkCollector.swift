@@ -142,7 +142,7 @@ public final class ChunkCollector {
     public var chunkIndices: [Int] { chunks.map(\.index) }
 
     /// Images held, over all chunks.
-    public var imageCount: Int { chunks.reduce(0) { $0 + $1.imageCount } }
+    public var imageCount: Int { imageCount(of: nil) }
 
     /// Images held in the chunks `only` (all when `nil`).
     public func imageCount(of only: Set<Int>?) -> Int {
@@ -218,15 +218,9 @@ public final class ChunkCollector {
     /// The weights this replica holds.
     public var parameters: ParameterSet { replica.parameters }
 
-    /// `scale[c] · x + shift[c]` per channel (axis 1) of a row-major tensor.
-    static func affine(_ x: Tensor, scale: [Double], shift: [Double]) -> Tensor {
-        var out = x
-        affineInPlace(&out, scale: scale, shift: shift)
-        return out
-    }
-
-    /// ``affine(_:scale:shift:)`` without copying the tensor; `(image, channel)` runs in
-    /// parallel (each element is computed alone, so the split does not change the bits).
+    /// `scale[c] · x + shift[c]` per channel (axis 1) of a row-major tensor, in place;
+    /// `(image, channel)` runs in parallel (each element is computed alone, so the split
+    /// does not change the bits).
     static func affineInPlace(_ x: inout Tensor, scale: [Double], shift: [Double]) {
         let c = x.shape[1], inner = x.shape.dropFirst(2).reduce(1, *), images = x.shape[0]
         x.data.withUnsafeMutableBufferPointer { values in
@@ -273,15 +267,21 @@ public final class ChunkCollector {
         let n = chunk.imageCount
         let z = try engine.value(of: top, reusing: &recycled)
         let moments = ChannelMoments(accumulating: firstImages(z, n))
-        let bottomShape = graph.blobs[node.bottoms[0]].shape
-        let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
-            ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: n, outputShape: graph.blobs[top].shape)
-        }
         var next = ChunkState(saved: (state?.saved ?? []) + [engine.saveForward(nodes: (previous + 1)..<(target + 1))],
                               layers: state?.layers ?? [:])
-        next.layers[node.name] = ForwardStatistics(inputSquares: SquareSums(count: count, sumOfSquares: sums), outputMoments: moments)
+        next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
         for blob in liveBlobs(after: target) { next.blobs[blob] = blob == top ? z : try engine.value(of: blob) }
         return (moments, next)
+    }
+
+    /// `Σ x²` per column of affine `node`'s input as the engine holds it now, over the
+    /// first `images` images (eq. 4's `E[x(j)²]`).
+    private func inputSquares(_ node: Graph.Node, images: Int) throws -> SquareSums {
+        let bottomShape = graph.blobs[node.bottoms[0]].shape, topShape = graph.blobs[node.tops[0]].shape
+        let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
+            ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: images, outputShape: topShape)
+        }
+        return SquareSums(count: count, sumOfSquares: sums)
     }
 
     /// Per chunk (in chunk order): the moments of affine node `layer`'s output over the
@@ -344,15 +344,11 @@ public final class ChunkCollector {
                 try engine.setInput(padded(chunk.images))
                 try engine.forward()
                 for node in graph.nodes where node.kind.isAffine {
-                    let bottomShape = graph.blobs[node.bottoms[0]].shape, topShape = graph.blobs[node.tops[0]].shape
-                    let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
-                        ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: n, outputShape: topShape)
-                    }
-                    let zShape = [n] + topShape.dropFirst()
+                    let zShape = [n] + graph.blobs[node.tops[0]].shape.dropFirst()
                     let moments = try engine.withValue(of: node.tops[0]) { z in
                         ChannelMoments(accumulating: UnsafeBufferPointer(rebasing: z[0..<zShape.reduce(1, *)]), shape: zShape)
                     }
-                    forward[node.name] = ForwardStatistics(inputSquares: SquareSums(count: count, sumOfSquares: sums), outputMoments: moments)
+                    forward[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
                 }
             }
             for output in outputs {

@@ -53,7 +53,7 @@ public actor LocalStatisticsSource: StatisticsSource {
         let only = groups.chunkSet
         let images = collector.imageCount(of: only)
         let parts = try collector.measure(step: step, seed: seed, weightGradients: weightGradients, only: only,
-                                          chunkDone: reporter(images == collector.imageCount ? "algorithm 2: measurement pass" : "algorithm 2: verification pass", total: images))
+                                          chunkDone: reporter(measurementPhase(chunks: only.count, of: chunkTotal), total: images))
         return try groups.merged(Dictionary(uniqueKeysWithValues: parts.map { ($0.chunk, $0.measurement) }))
     }
 

@@ -171,9 +171,8 @@ final class AffineKernel: Kernel {
         try body()
     }
 
-    /// ``weights`` in backward-data's layout, valid while ``weightsChanged`` is false.
+    /// ``weights`` in backward-data's layout; `nil` after the weights change.
     private var backwardDataWeights: Memory?
-    private var weightsChanged = true
 
     /// Backward to data needs only the weights.
     override var backwardReads: [(Memory, SavedEncoding)] { [] }
@@ -248,14 +247,10 @@ final class AffineKernel: Kernel {
         if let sink = sinkView, let backwardData {
             let diffDst = try adapt(diffView!, to: backwardData.md(dnnl_query_diff_dst_md), slot: "bwd-data diff_dst")
             // The weights in backward-data's layout: reordered once per weight change, not per pass.
-            let w: Memory
-            if let cached = backwardDataWeights, !weightsChanged {
-                w = cached
-            } else {
-                w = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")
-                backwardDataWeights = w
-                weightsChanged = false
+            if backwardDataWeights == nil {
+                backwardDataWeights = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")
             }
+            let w = backwardDataWeights!
             try produce(into: sink, as: backwardData.md(dnnl_query_diff_src_md), slot: "diff_src") { out in
                 try backwardData.execute([(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, out)], context)
             }
@@ -273,7 +268,7 @@ final class AffineKernel: Kernel {
         switch role {
         case .weight:
             try upload(value, into: weights, userDesc: userWeightsDesc, slot: "weights")
-            weightsChanged = true
+            backwardDataWeights = nil
         case .bias:
             guard let bias else { return try super.setParameter(role, value) }
             try upload(value, into: bias, slot: "bias")

@@ -150,15 +150,9 @@ public final class Engine {
         var data: [Float] = []
         swap(&data, &storage)
         data.removeLast(data.count - count)
-        let memory = values[id]
         let plain = try plainDesc(shape)
         try data.withUnsafeMutableBufferPointer { buffer in
-            if descEqual(plain, memory.desc) {
-                buffer.baseAddress!.update(from: memory.floats, count: count)
-            } else {
-                let user = try Memory(wrapping: UnsafeMutableRawPointer(buffer.baseAddress!), desc: plain, context)
-                try Reorder(from: memory.desc, to: plain, context, "download of \(graph.blobs[id].label)").run(memory, user, context)
-            }
+            try Engine.copyOut(values[id], into: buffer.baseAddress!, count: count, as: plain, context: context, label: graph.blobs[id].label)
         }
         return Tensor(shape: shape, data: data)
     }
@@ -366,20 +360,27 @@ public final class Engine {
         // Filled by a copy or a reorder that writes every element: no zero-fill first.
         var failure: Error?
         let data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if descEqual(target, memory.desc) {
-                buffer.baseAddress!.update(from: memory.floats, count: count)
-            } else {
-                do {
-                    let user = try Memory(wrapping: UnsafeMutableRawPointer(buffer.baseAddress!), desc: target, context)
-                    try Reorder(from: memory.desc, to: target, context, "download of \(label)").run(memory, user, context)
-                } catch {
-                    failure = error
-                    buffer.baseAddress!.initialize(repeating: 0, count: count)
-                }
+            do {
+                try copyOut(memory, into: buffer.baseAddress!, count: count, as: target, context: context, label: label)
+            } catch {
+                failure = error
+                buffer.baseAddress!.initialize(repeating: 0, count: count)
             }
             initialized = count
         }
         if let failure { throw failure }
         return Tensor(shape: shape, data: data)
+    }
+
+    /// Writes `memory`'s `count` values into `pointer` in layout `target`: a copy when the
+    /// layouts agree, else a reorder.
+    static func copyOut(_ memory: Memory, into pointer: UnsafeMutablePointer<Float>, count: Int, as target: dnnl_memory_desc_t,
+                        context: DNNLContext, label: String) throws {
+        if descEqual(target, memory.desc) {
+            pointer.update(from: memory.floats, count: count)
+        } else {
+            let user = try Memory(wrapping: UnsafeMutableRawPointer(pointer), desc: target, context)
+            try Reorder(from: memory.desc, to: target, context, "download of \(label)").run(memory, user, context)
+        }
     }
 }
