@@ -1,3 +1,4 @@
+import MagicInitCollector
 import MagicInitCore
 import MagicInitImages
 
@@ -31,8 +32,8 @@ public enum ImageChunks {
             }
         }
         guard !files.isEmpty else { throw ImageError.noUsableImages(tried: paths.count) }
-        let assignments = stride(from: 0, to: files.count, by: chunkSize).enumerated().map { index, first in
-            ChunkAssignment(index: index, firstImage: first, images: Array(files[first..<min(first + chunkSize, files.count)]))
+        let assignments = Chunk.ranges(images: files.count, size: chunkSize).enumerated().map { index, range in
+            ChunkAssignment(index: index, firstImage: range.lowerBound, images: Array(files[range]))
         }
         return Plan(assignments: assignments, tensor: Tensor(shape: [files.count] + loader.inputShape, data: data),
                     loaded: files.map(\.name), skipped: skipped)

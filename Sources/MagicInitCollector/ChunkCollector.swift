@@ -21,6 +21,13 @@ public struct Chunk: Sendable {
     }
 
     public var imageCount: Int { images.shape[0] }
+
+    /// The image ranges of chunks `0, 1, …` for `count` images cut in order into chunks of
+    /// `size` (the last may be smaller). Every place that cuts images into chunks uses this,
+    /// so chunk numbers mean the same images everywhere.
+    public static func ranges(images count: Int, size: Int) -> [Range<Int>] {
+        stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+    }
 }
 
 /// One replica of the network on the oneDNN engine, computing per-chunk partial

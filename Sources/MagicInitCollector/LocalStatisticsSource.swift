@@ -29,10 +29,10 @@ public actor LocalStatisticsSource: StatisticsSource {
     /// `images` cut into chunks of `size` images in order (the last may be smaller).
     public static func chunks(of images: Tensor, size: Int) -> [Chunk] {
         let n = images.shape[0], perImage = images.count / max(n, 1)
-        return stride(from: 0, to: n, by: size).enumerated().map { index, first in
-            let count = min(size, n - first)
-            return Chunk(index: index, firstImage: first,
-                         images: Tensor(shape: [count] + images.shape.dropFirst(), data: Array(images.data[(first * perImage)..<((first + count) * perImage)])))
+        return Chunk.ranges(images: n, size: size).enumerated().map { index, range in
+            Chunk(index: index, firstImage: range.lowerBound,
+                  images: Tensor(shape: [range.count] + images.shape.dropFirst(),
+                                 data: Array(images.data[(range.lowerBound * perImage)..<(range.upperBound * perImage)])))
         }
     }
 
