@@ -65,11 +65,7 @@ struct Endpoint: Equatable {
         guard endpoint.scheme != .tcp || !endpoint.host!.contains(";") else {
             throw TransportError.invalidEndpoint("'\(text)': a source address (HOST;HOST) is for connecting, not binding")
         }
-        if !endpoint.isLoopback && !allowNonLoopback {
-            throw TransportError.invalidEndpoint(
-                "'\(text)' is not a loopback address: binding it accepts connections from other machines, "
-                    + "unencrypted. Bind tcp://127.0.0.1:PORT, or pass allowNonLoopback: true on a trusted network")
-        }
+        if !endpoint.isLoopback && !allowNonLoopback { throw TransportError.nonLoopbackBind(endpoint: text) }
         return endpoint
     }
 }

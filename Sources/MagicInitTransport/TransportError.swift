@@ -10,9 +10,10 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
     case messageTooLarge(bytes: Int, limit: Int)
     /// The transport was closed (or, in-process, its dealer was killed or replaced).
     case closed
-    /// The endpoint is malformed, of an unsupported scheme, or not loopback without
-    /// `allowNonLoopback: true`; the text says which and what to do.
+    /// The endpoint is malformed or of an unsupported scheme; the text says which.
     case invalidEndpoint(String)
+    /// A bind to an address other machines can reach, without `allowNonLoopback: true`.
+    case nonLoopbackBind(endpoint: String)
     /// A dealer identity that libzmq would refuse: empty, longer than 255 bytes, or starting
     /// with a zero byte (reserved for identities libzmq generates).
     case invalidIdentity(PeerID, reason: String)
@@ -29,6 +30,9 @@ public enum TransportError: Error, Sendable, Equatable, CustomStringConvertible 
             return "the transport is closed"
         case let .invalidEndpoint(text):
             return "invalid endpoint: \(text)"
+        case let .nonLoopbackBind(endpoint):
+            return "'\(endpoint)' is not a loopback address: binding it accepts connections from other machines, "
+                + "unencrypted. Bind tcp://127.0.0.1:PORT, or pass allowNonLoopback: true on a trusted network"
         case let .invalidIdentity(peer, reason):
             return "invalid dealer identity \(peer): \(reason)"
         }

@@ -29,8 +29,9 @@ public final class ZMQRouter: RouterTransport, @unchecked Sendable {
     ///   - allowNonLoopback: must be `true` to bind a tcp host other than `localhost`,
     ///     127.0.0.0/8 or `::1` (e.g. `*`, `0.0.0.0`, a LAN address): such a socket accepts
     ///     unencrypted connections from other machines (DESIGN.md §3, "Security").
-    /// - Throws: ``TransportError/invalidEndpoint(_:)`` for a malformed, unsupported or
-    ///   (without the flag) non-loopback endpoint; ``TransportError/zmq(errno:message:context:)``
+    /// - Throws: ``TransportError/invalidEndpoint(_:)`` for a malformed or unsupported
+    ///   endpoint, ``TransportError/nonLoopbackBind(endpoint:)`` for a non-loopback one without
+    ///   the flag; ``TransportError/zmq(errno:message:context:)``
     ///   e.g. `EADDRINUSE`.
     public init(bind endpoint: String, allowNonLoopback: Bool = false, options: TransportOptions = .init()) throws {
         let parsed = try Endpoint.forBinding(endpoint, allowNonLoopback: allowNonLoopback)

@@ -164,14 +164,16 @@ struct MICoordinator: AsyncParsableCommand {
             let router: ZMQRouter
             do {
                 router = try ZMQRouter(bind: endpoint, allowNonLoopback: allowRemote)
-            } catch TransportError.invalidEndpoint(let reason) {
-                if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
-                // A malformed endpoint gets the parser's reason; a valid remote one the flag to pass.
-                guard reason.contains("not a loopback address") else { throw ValidationError("--bind \(endpoint): \(reason)") }
-                throw ValidationError("--bind \(endpoint) is not a loopback address: pass --allow-remote to accept workers from other machines (the traffic is not encrypted)")
             } catch {
                 if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
-                throw error
+                switch error {
+                case TransportError.nonLoopbackBind:
+                    throw ValidationError("--bind \(endpoint) is not a loopback address: pass --allow-remote to accept workers from other machines (the traffic is not encrypted)")
+                case TransportError.invalidEndpoint(let reason):
+                    throw ValidationError("--bind \(endpoint): \(reason)")
+                default:
+                    throw error
+                }
             }
             log("[coordinator] listening on \(router.endpoint); waiting for \(count) worker(s)")
             var settings = ClusterStatisticsSource.Settings()
@@ -205,7 +207,6 @@ struct MICoordinator: AsyncParsableCommand {
             localWorkers?.stop(grace: .seconds(3))
             if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
         }
-        _ = socketDirectory
         if options.mode == .betweenLayer || options.mode == .pretrainedBoth, let start = try input.startingWeights(weights) {
             let source = weights ?? model ?? "the model"
             let expected = Dictionary(uniqueKeysWithValues: statistics.graph.parameters.map { ($0.key, $0.shape) })
