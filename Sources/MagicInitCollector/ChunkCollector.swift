@@ -54,7 +54,7 @@ public final class ChunkCollector {
     /// once the next step has used them), what the backward pass reads from every node run
     /// so far, and the forward statistics of every affine layer done so far.
     private struct ChunkState {
-        var blobs: [Int: Tensor] = [:]
+        var blobs: [Int: BlobSnapshot] = [:]
         var saved: [SavedForward] = []
         var layers: [String: ForwardStatistics] = [:]
     }
@@ -166,7 +166,7 @@ public final class ChunkCollector {
     /// Bytes of Algorithm 1 state held (cached blobs and saved backward inputs).
     public var cachedBytes: Int {
         committed.values.reduce(0) { total, state in
-            total + state.blobs.values.reduce(0) { $0 + $1.count * 4 } + state.saved.reduce(0) { $0 + $1.byteCount }
+            total + state.blobs.values.reduce(0) { $0 + $1.byteCount } + state.saved.reduce(0) { $0 + $1.byteCount }
         }
     }
 
@@ -225,18 +225,33 @@ public final class ChunkCollector {
     /// The weights this replica holds.
     public var parameters: ParameterSet { replica.parameters }
 
-    /// `scale[c] · x + shift[c]` per channel (axis 1) of a row-major tensor, in place;
-    /// `(image, channel)` runs in parallel (each element is computed alone, so the split
-    /// does not change the bits).
-    static func affineInPlace(_ x: inout Tensor, scale: [Double], shift: [Double]) {
-        let c = x.shape[1], inner = x.shape.dropFirst(2).reduce(1, *), images = x.shape[0]
-        x.data.withUnsafeMutableBufferPointer { values in
+    /// `scale[c] · x + shift[c]` (in Float32) per channel of a snapshot, in place, in
+    /// whatever layout it holds; channel padding stays zero. `(image, channel block)` runs in
+    /// parallel (each element is computed alone, so the split does not change the bits).
+    static func affineInPlace(_ x: inout BlobSnapshot, scale: [Double], shift: [Double]) {
+        let layout = x.layout, block = layout.block
+        // Per padded channel; padding lanes map 0 to 0.
+        let padded = layout.channelBlocks * block
+        let a = (0..<padded).map { $0 < layout.channels ? Float(scale[$0]) : 1 }
+        let b = (0..<padded).map { $0 < layout.channels ? Float(shift[$0]) : 0 }
+        x.storage.withUnsafeMutableBufferPointer { values in
             nonisolated(unsafe) let base = values.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: images * c) { run in
-                let ch = run % c
-                let a = Float(scale[ch]), b = Float(shift[ch])
-                let start = base + run * inner
-                for i in 0..<inner { start[i] = a * start[i] + b }
+            DispatchQueue.concurrentPerform(iterations: layout.images * layout.channelBlocks) { run in
+                let n = run / layout.channelBlocks, cb = run % layout.channelBlocks
+                let start = base + n * layout.imageStride + cb * layout.blockStride
+                if block == 1 {
+                    let (s, t) = (a[cb], b[cb])
+                    for i in 0..<layout.spatial { start[i] = s * start[i] + t }
+                    return
+                }
+                for lane in stride(from: 0, to: block, by: 8) {
+                    var s = SIMD8<Float>(), t = SIMD8<Float>()
+                    for j in 0..<8 { s[j] = a[cb * block + lane + j]; t[j] = b[cb * block + lane + j] }
+                    for position in 0..<layout.spatial {
+                        let p = UnsafeMutableRawPointer(start + position * block + lane)
+                        p.storeBytes(of: s * p.loadUnaligned(as: SIMD8<Float>.self) + t, as: SIMD8<Float>.self)
+                    }
+                }
             }
         }
     }
@@ -264,20 +279,23 @@ public final class ChunkCollector {
         if previous < 0 {
             try engine.setInput(padded(chunk.images))
         } else {
-            for (blob, value) in blobs { try engine.setValue(value, of: blob) }
+            for snapshot in blobs.values { try engine.restore(snapshot) }
         }
-        var recycled = blobs.max { $0.value.count < $1.value.count }.map { blobs.removeValue(forKey: $0.key)!.data } ?? []
+        var recycled = blobs.max { $0.value.storage.count < $1.value.storage.count }.map { blobs.removeValue(forKey: $0.key)!.storage } ?? []
         blobs = [:]
         try engine.forward(nodes: (previous + 1)..<(target + 1))
         let node = graph.nodes[target]
         let top = node.tops[0]
         let n = chunk.imageCount
-        let z = try engine.value(of: top, reusing: &recycled)
-        let moments = ChannelMoments(accumulating: firstImages(z, n))
+        let moments = try engine.withChannelBlockedValue(of: top) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
         var next = ChunkState(saved: (state?.saved ?? []) + [engine.saveForward(nodes: (previous + 1)..<(target + 1))],
                               layers: state?.layers ?? [:])
         next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
-        for blob in liveBlobs(after: target) { next.blobs[blob] = blob == top ? z : try engine.value(of: blob) }
+        for blob in liveBlobs(after: target) {
+            var storage: [Float] = []
+            if blob == top { swap(&storage, &recycled) }
+            next.blobs[blob] = try engine.snapshot(of: blob, reusing: &storage)
+        }
         return (moments, next)
     }
 
@@ -285,7 +303,10 @@ public final class ChunkCollector {
     /// first `images` images (eq. 4's `E[x(j)²]`).
     private func inputSquares(_ node: Graph.Node, images: Int) throws -> SquareSums {
         let bottomShape = graph.blobs[node.bottoms[0]].shape, topShape = graph.blobs[node.tops[0]].shape
-        let (sums, count) = try engine.withValue(of: node.bottoms[0]) { x in
+        let blocked = try engine.withChannelBlockedValue(of: node.bottoms[0]) { x, layout in
+            ColumnStatistics.inputSquares(node, blocked: x, layout: layout, shape: bottomShape, images: images, outputShape: topShape)
+        }
+        let (sums, count) = try blocked ?? engine.withValue(of: node.bottoms[0]) { x in
             ColumnStatistics.inputSquares(node, x: x, shape: bottomShape, images: images, outputShape: topShape)
         }
         return SquareSums(count: count, sumOfSquares: sums)
@@ -344,17 +365,14 @@ public final class ChunkCollector {
             var forward: [String: ForwardStatistics] = [:]
             if cached, let state = committed[chunk.index] {
                 for saved in state.saved { engine.restoreForward(saved) }
-                for (blob, value) in state.blobs { try engine.setValue(value, of: blob) }
+                for snapshot in state.blobs.values { try engine.restore(snapshot) }
                 try engine.forward(nodes: (frontier + 1)..<graph.nodes.count)
                 forward = state.layers
             } else {
                 try engine.setInput(padded(chunk.images))
                 try engine.forward()
                 for node in graph.nodes where node.kind.isAffine {
-                    let zShape = [n] + graph.blobs[node.tops[0]].shape.dropFirst()
-                    let moments = try engine.withValue(of: node.tops[0]) { z in
-                        ChannelMoments(accumulating: UnsafeBufferPointer(rebasing: z[0..<zShape.reduce(1, *)]), shape: zShape)
-                    }
+                    let moments = try engine.withChannelBlockedValue(of: node.tops[0]) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
                     forward[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
                 }
             }
@@ -373,11 +391,7 @@ public final class ChunkCollector {
             for node in graph.nodes where node.kind.isAffine {
                 let bottomShape = graph.blobs[node.bottoms[0]].shape
                 let topShape = graph.blobs[node.tops[0]].shape
-                let zShape = [n] + topShape.dropFirst()
-                let (norm, squares) = try engine.withGradient(of: node.tops[0]) { y -> (SquaredNormSum, SquareSums) in
-                    let real = UnsafeBufferPointer(rebasing: y[0..<zShape.reduce(1, *)])
-                    return (SquaredNormSum(accumulating: real, shape: zShape), SquareSums(accumulating: real, shape: zShape))
-                }
+                let (squares, norm) = try engine.withChannelBlockedGradient(of: node.tops[0]) { SquareSums.channelsAndImages($0, layout: $1, images: n) }
                 let dW = weightGradients ? try engine.parameterGradient(node.parameters[0].key) : nil
                 layers.append(LayerMeasurement(
                     layer: node.name, rows: topShape[1],
@@ -403,12 +417,5 @@ public final class ChunkCollector {
         var out = Tensor(shape: shape)
         out.data.replaceSubrange(0..<images.count, with: images.data)
         return out
-    }
-
-    /// The first `n` images of a batch tensor.
-    private func firstImages(_ t: Tensor, _ n: Int) -> Tensor {
-        guard n < t.shape[0] else { return t }
-        let perImage = t.count / t.shape[0]
-        return Tensor(shape: [n] + t.shape.dropFirst(), data: Array(t.data[0..<(n * perImage)]))
     }
 }

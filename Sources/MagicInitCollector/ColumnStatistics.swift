@@ -51,6 +51,79 @@ enum ColumnStatistics {
         }
     }
 
+    /// ``inputSquares(_:x:shape:images:outputShape:)`` for a stride-1 convolution whose input
+    /// is held channel-blocked (block a multiple of 8), read in place, one SIMD lane per
+    /// channel. Tap `(a, b)` reads a rectangle of the input plane; its sum is the plane's
+    /// total minus the rows and columns outside the rectangle plus the values outside both
+    /// (all from per-row and per-column sums of x², so one read of the plane answers every
+    /// tap). Per channel, images are added in order, so the bits do not depend on threads.
+    /// - Returns: `nil` unless `node` is such a convolution and `layout` such a layout.
+    static func inputSquares(_ node: Graph.Node, blocked base: UnsafePointer<Float>, layout: ChannelBlockedLayout, shape: [Int],
+                             images: Int, outputShape: [Int]) -> (sums: [Double], count: Int64)? {
+        guard case .convolution(let p) = node.kind, p.stride.h == 1, p.stride.w == 1, shape.count == 4,
+              layout.block % 8 == 0, layout.block > 1 else { return nil }
+        let c = shape[1], h = shape[2], w = shape[3], oh = outputShape[2], ow = outputShape[3]
+        let kh = p.kernel.h, kw = p.kernel.w, block = layout.block
+        // Per tap: the rectangle of input rows [top, bottom) and columns [left, right) it reads.
+        let rows = (0..<kh).map { a in (max(a * p.dilation.h - p.pad.h, 0), min(a * p.dilation.h - p.pad.h + oh, h)) }
+        let columns = (0..<kw).map { b in (max(b * p.dilation.w - p.pad.w, 0), min(b * p.dilation.w - p.pad.w + ow, w)) }
+        let groupsPerBlock = block / 8
+        var sums = [Double](repeating: 0, count: layout.channelBlocks * block * kh * kw)
+        nonisolated(unsafe) let base = base
+        sums.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: layout.channelBlocks * groupsPerBlock) { g in
+                let cb = g / groupsPerBlock, lane = (g % groupsPerBlock) * 8
+                let first = cb * block + lane
+                var rowSums = [SIMD8<Double>](repeating: .zero, count: h)
+                var columnSums = [SIMD8<Double>](repeating: .zero, count: w)
+                @inline(__always) func square(_ plane: UnsafePointer<Float>, _ y: Int, _ x: Int) -> SIMD8<Double> {
+                    let v = SIMD8<Double>(UnsafeRawPointer(plane + (y * w + x) * block).loadUnaligned(as: SIMD8<Float>.self))
+                    return v * v
+                }
+                for n in 0..<images {
+                    let plane = base + n * layout.imageStride + cb * layout.blockStride + lane
+                    for x in 0..<w { columnSums[x] = .zero }
+                    var total = SIMD8<Double>()
+                    for y in 0..<h {
+                        var row = SIMD8<Double>()
+                        for x in 0..<w {
+                            let q = square(plane, y, x)
+                            row += q
+                            columnSums[x] += q
+                        }
+                        rowSums[y] = row
+                        total += row
+                    }
+                    for a in 0..<kh {
+                        let (top, bottom) = rows[a]
+                        guard top < bottom else { continue }
+                        var outsideRows = SIMD8<Double>()
+                        for y in 0..<top { outsideRows += rowSums[y] }
+                        for y in bottom..<h { outsideRows += rowSums[y] }
+                        for b in 0..<kw {
+                            let (left, right) = columns[b]
+                            guard left < right else { continue }
+                            var outsideColumns = SIMD8<Double>(), corners = SIMD8<Double>()
+                            for x in 0..<left { outsideColumns += columnSums[x] }
+                            for x in right..<w { outsideColumns += columnSums[x] }
+                            for y in Array(0..<top) + Array(bottom..<h) {
+                                for x in 0..<left { corners += square(plane, y, x) }
+                                for x in right..<w { corners += square(plane, y, x) }
+                            }
+                            let tap = total - outsideRows - outsideColumns + corners
+                            for j in 0..<8 {
+                                // A difference of sums can round to a tiny negative.
+                                out[((first + j) * kh + a) * kw + b] += max(0, tap[j])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (Array(sums.prefix(c * kh * kw)), Int64(images * oh * ow))
+    }
+
     /// `Σ x(j)²` per column over the first `images` images and every output position:
     /// for a convolution the input value each kernel tap `(c, kh, kw)` reads (zero in the
     /// padding); for an inner product each input feature; for a deconvolution each input

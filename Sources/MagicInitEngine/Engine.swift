@@ -172,6 +172,11 @@ public final class Engine {
         return try withPlain(diff, blob: id, slot: "gradient", body)
     }
 
+    /// Blob `id`'s gradient memory, once a backward pass has allocated it.
+    func gradientMemory(_ id: Int) -> Memory? {
+        diffs.indices.contains(id) ? diffs[id] : nil
+    }
+
     private var plainScratch: (buffer: UnsafeMutableRawPointer, bytes: Int)?
     private var plainReorders: [String: (Reorder, Memory)] = [:]
 

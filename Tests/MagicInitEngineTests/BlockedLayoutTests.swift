@@ -1,0 +1,78 @@
+import Foundation
+import Testing
+import MagicInitCore
+@testable import MagicInitEngine
+
+/// Blobs read in oneDNN's own layout (``Engine/withChannelBlockedValue(of:_:)``) and kept
+/// as snapshots (``Engine/snapshot(of:reusing:)``): the layout description must locate
+/// every value exactly, and a restored snapshot must be the value it was taken from.
+@Suite(.serialized) struct BlockedLayoutTests {
+    func engine() throws -> Engine {
+        let graph = try Graph(BuiltinNetworks.small(), batchSize: 3)
+        let engine = try Engine(graph: graph, options: .init(threads: 2))
+        var parameters: ParameterSet = [:]
+        for (i, spec) in graph.parameters.enumerated() {
+            parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: 3, stream: UInt64(i)).gaussians(count: spec.count, mean: spec.role == .bias ? 0.05 : 0, std: 0.1))
+        }
+        try engine.setParameters(parameters)
+        return engine
+    }
+
+    func image(_ engine: Engine, seed: UInt64) -> Tensor {
+        let shape = engine.graph.blobs[engine.graph.inputs[0]].shape
+        return Tensor(shape: shape, data: Philox(seed: seed, stream: 0).gaussians(count: shape.reduce(1, *)))
+    }
+
+    /// The row-major values a channel-blocked view describes.
+    static func rowMajor(_ base: UnsafePointer<Float>, _ layout: ChannelBlockedLayout) -> [Float] {
+        var out: [Float] = []
+        for n in 0..<layout.images {
+            for c in 0..<layout.channels {
+                for s in 0..<layout.spatial { out.append(base[layout.offset(image: n, channel: c, position: s)]) }
+            }
+        }
+        return out
+    }
+
+    @Test func test_channelBlockedViews_locateEveryValueAndGradient() throws {
+        let engine = try engine()
+        try engine.setInput(image(engine, seed: 1))
+        try engine.forward()
+        let output = engine.graph.outputs[0]
+        let outputShape = engine.graph.blobs[output].shape
+        try engine.setGradient(Tensor(shape: outputShape, data: Philox(seed: 2, stream: 0).gaussians(count: outputShape.reduce(1, *))), of: output)
+        try engine.backward(weights: false)
+        var blockedBlobs: [String] = []
+        for id in engine.graph.blobs.indices where !engine.graph.inputs.contains(id) {
+            let label = engine.graph.blobs[id].label
+            let (values, layout) = try engine.withChannelBlockedValue(of: id) { (Self.rowMajor($0, $1), $1) }
+            #expect(values.map(\.bitPattern) == (try engine.value(of: id)).data.map(\.bitPattern), "value of \(label) in \(layout)")
+            let gradient = try engine.withChannelBlockedGradient(of: id) { Self.rowMajor($0, $1) }
+            #expect(gradient.map(\.bitPattern) == (try engine.gradient(of: id)).data.map(\.bitPattern), "gradient of \(label)")
+            if layout.block > 1 { blockedBlobs.append(label) }
+        }
+        // The point of these views: oneDNN keeps convolution activations blocked (nChw8c
+        // with AVX2), and they are read without a reorder.
+        #expect(!blockedBlobs.isEmpty, "no blob of the small network is held channel-blocked")
+    }
+
+    @Test func test_snapshot_restoredAfterAnotherForwardPass_isTheSameValue() throws {
+        let engine = try engine()
+        try engine.setInput(image(engine, seed: 1))
+        try engine.forward()
+        let blobs = engine.graph.blobs.indices.filter { !engine.graph.inputs.contains($0) }
+        let before = try blobs.map { try engine.value(of: $0) }
+        var snapshots: [BlobSnapshot] = []
+        for id in blobs {
+            var storage: [Float] = []
+            snapshots.append(try engine.snapshot(of: id, reusing: &storage))
+        }
+        try engine.setInput(image(engine, seed: 2))
+        try engine.forward()
+        #expect(try engine.value(of: blobs.last!).data != before.last!.data, "the second image should change the output")
+        for snapshot in snapshots { try engine.restore(snapshot) }
+        for (id, value) in zip(blobs, before) {
+            #expect((try engine.value(of: id)).data.map(\.bitPattern) == value.data.map(\.bitPattern), "blob \(engine.graph.blobs[id].label)")
+        }
+    }
+}
