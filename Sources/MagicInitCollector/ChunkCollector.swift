@@ -92,7 +92,8 @@ public final class ChunkCollector {
         engine = try Engine(graph: graph, options: .init(threads: threads))
         replica = WeightReplica(graph: graph)
         lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }
-        try engine.setParameters(replica.parameters)
+        // A new engine already holds the replica's starting values wherever they are zero.
+        try engine.setParameters(replica.parameters.filter { $0.value.data.contains { $0 != 0 } })
     }
 
     /// `network` without Softmax layers whose top nothing reads.

@@ -229,8 +229,17 @@ final class AffineKernel: Kernel {
             backwardData = try Primitive(opDesc: &dd, hint: forwardPrimitive, context, "backward-data of \(opName)")
             backwardWeights = try Primitive(opDesc: &dw, hint: forwardPrimitive, context, "backward-weights of \(opName)")
         }
-        diffWeights = try Memory(backwardWeights!.md(dnnl_query_diff_weights_md), context)
-        diffBias = hasBias ? try Memory(backwardWeights!.md(dnnl_query_diff_weights_md, 1), context) : nil
+    }
+
+    /// The weight-gradient buffers, allocated on the first pass that asks for weight
+    /// gradients (as large as the weights: VGG-16's are 553 MB, never touched by passes
+    /// that only need gradients of the data).
+    private func weightGradientBuffers() throws -> (Memory, Memory?) {
+        if let diffWeights { return (diffWeights, diffBias) }
+        let weights = try Memory(backwardWeights!.md(dnnl_query_diff_weights_md), context)
+        let bias = self.bias != nil ? try Memory(backwardWeights!.md(dnnl_query_diff_weights_md, 1), context) : nil
+        (diffWeights, diffBias) = (weights, bias)
+        return (weights, bias)
     }
 
     override func backward(weights computeWeights: Bool) throws {
@@ -255,7 +264,8 @@ final class AffineKernel: Kernel {
                 try backwardData.execute([(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, out)], context)
             }
         }
-        if computeWeights, let backwardWeights, let diffWeights {
+        if computeWeights, let backwardWeights {
+            let (diffWeights, diffBias) = try weightGradientBuffers()
             let src = try adapt(inputView, to: backwardWeights.md(dnnl_query_src_md), slot: "bwd-weights src")
             let diffDst = try adapt(diffView!, to: backwardWeights.md(dnnl_query_diff_dst_md), slot: "bwd-weights diff_dst")
             var args: [(Int32, Memory)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_DIFF_WEIGHTS, diffWeights)]

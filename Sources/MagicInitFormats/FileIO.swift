@@ -32,6 +32,15 @@ enum FileIO {
     /// flushed to disk, then renamed over `path`.
     /// - Throws: ``FormatError/unwritable(path:reason:)``; the temporary file is removed.
     static func writeAtomically(_ data: Data, to path: String) throws {
+        try writeAtomically(to: path) { write in try data.withUnsafeBytes { try write($0) } }
+    }
+
+    /// Writes the pieces `produce` hands to its `write` argument, in order, to `path`
+    /// atomically (as ``writeAtomically(_:to:)``): a large file need not exist in memory
+    /// as one buffer.
+    /// - Throws: ``FormatError/unwritable(path:reason:)`` (the temporary file is removed), or
+    ///   what `produce` throws (likewise).
+    static func writeAtomically(to path: String, _ produce: (_ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         func fail(_ what: String) -> FormatError {
             let reason = "\(what): \(String(cString: strerror(errno)))"
@@ -41,15 +50,24 @@ enum FileIO {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FormatError.unwritable(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var written = 0
-        let ok: Bool = data.withUnsafeBytes { raw in
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 { if errno == EINTR { continue }; return false }
-                written += n
+        do {
+            try produce { raw in
+                var done = 0
+                while done < raw.count {
+                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw fail("write failed after \(written + done) bytes")
+                    }
+                    done += n
+                }
+                written += done
             }
-            return true
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
         }
-        guard ok else { close(fd); throw fail("write failed after \(written) bytes") }
         guard fsync(fd) == 0 else { close(fd); throw fail("fsync failed") }
         guard close(fd) == 0 else { throw fail("close failed") }
         guard rename(temporary, path) == 0 else { throw fail("rename failed") }

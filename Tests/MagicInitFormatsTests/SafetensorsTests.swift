@@ -22,6 +22,24 @@ import MagicInitCore
         #expect(file.tensors["quote\"key"]!.data[0].sign == .minus)
     }
 
+    /// The streaming writer and the in-memory serializer give the same bytes; a failed
+    /// write leaves neither the file nor its temporary behind.
+    @Test func test_streamedWrite_equalsSerialize_failedWriteLeavesNothing() throws {
+        let scratch = try ScratchDirectory()
+        defer { scratch.cleanup() }
+        let path = scratch.file("s.safetensors")
+        try Safetensors.write(Self.tensors, metadata: ["format": "pt"], to: path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Safetensors.serialize(Self.tensors, metadata: ["format": "pt"]))
+        let missing = scratch.file("no-such-folder/w.safetensors")
+        let error = thrownError(FormatError.self) { try Safetensors.write(Self.tensors, to: missing) }
+        guard case .unwritable(path: missing, _)? = error else { Issue.record("got \(String(describing: error))"); return }
+        struct Stop: Error {}
+        let aborted = scratch.file("aborted.safetensors")
+        #expect(throws: Stop.self) { try FileIO.writeAtomically(to: aborted) { write in try [UInt8](repeating: 1, count: 64).withUnsafeBytes { try write($0) }; throw Stop() } }
+        let left = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
+        #expect(left == ["s.safetensors"], "files left: \(left)")
+    }
+
     @Test func test_layout_isLengthPrefixedAlignedSortedJSON() throws {
         let bytes = [UInt8](Safetensors.serialize(["b": Tensor(shape: [1], data: [1]), "a": Tensor(shape: [2], data: [2, 3])]))
         let n = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }

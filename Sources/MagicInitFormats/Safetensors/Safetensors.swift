@@ -20,7 +20,27 @@ public enum Safetensors {
 
     /// The file's bytes for `tensors` (float32) and optional string `metadata`.
     public static func serialize(_ tensors: [String: Tensor], metadata: [String: String] = [:]) -> Data {
-        var header = "{"
+        let (header, keys) = Self.header(tensors, metadata: metadata)
+        var data = Data(capacity: header.count + keys.reduce(0) { $0 + 4 * tensors[$1]!.count })
+        data.append(contentsOf: header)
+        for key in keys { withLittleEndianBytes(of: tensors[key]!) { data.append($0.assumingMemoryBound(to: UInt8.self)) } }
+        return data
+    }
+
+    /// Writes `tensors` to `path` atomically, tensor by tensor (no copy of the whole file in
+    /// memory).
+    /// - Throws: ``FormatError/unwritable(path:reason:)``.
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
+        let (header, keys) = Self.header(tensors, metadata: metadata)
+        try FileIO.writeAtomically(to: path) { write in
+            try header.withUnsafeBytes { try write($0) }
+            for key in keys { try withLittleEndianBytes(of: tensors[key]!) { try write($0) } }
+        }
+    }
+
+    /// The 8-byte length and the JSON header (padded with spaces to a multiple of 8 bytes),
+    /// and the tensor keys in the order their bytes follow.
+    private static func header(_ tensors: [String: Tensor], metadata: [String: String]) -> (bytes: [UInt8], keys: [String]) {
         var entries: [String] = []
         if !metadata.isEmpty {
             let pairs = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
@@ -34,30 +54,21 @@ public enum Safetensors {
             entries.append("\(jsonString(key)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
-        header += entries.joined(separator: ",") + "}"
-        var headerBytes = Array(header.utf8)
+        var headerBytes = Array(("{" + entries.joined(separator: ",") + "}").utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
-
-        var data = Data(capacity: 8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(contentsOf: headerBytes)
-        for key in keys {
-            tensors[key]!.data.withUnsafeBufferPointer { buffer in
-                #if _endian(little)
-                data.append(UnsafeBufferPointer(start: UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: UInt8.self),
-                                                count: buffer.count * 4))
-                #else
-                for v in buffer { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
-                #endif
-            }
-        }
-        return data
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { bytes.append(contentsOf: $0) }
+        return (bytes + headerBytes, keys)
     }
 
-    /// Writes `tensors` to `path` atomically.
-    /// - Throws: ``FormatError/unwritable(path:reason:)``.
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
-        try FileIO.writeAtomically(serialize(tensors, metadata: metadata), to: path)
+    /// Calls `body` with the little-endian float32 bytes of `tensor` (its own storage on a
+    /// little-endian machine).
+    private static func withLittleEndianBytes<R>(of tensor: Tensor, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        #if _endian(little)
+        return try tensor.data.withUnsafeBytes(body)
+        #else
+        return try tensor.data.map { $0.bitPattern.littleEndian }.withUnsafeBytes(body)
+        #endif
     }
 
     /// Reads a safetensors file of float32 tensors.
