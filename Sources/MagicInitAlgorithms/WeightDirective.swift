@@ -30,9 +30,42 @@ public enum WeightDirective: Sendable, Equatable {
 }
 
 /// Gaussian starting weights, identical on every replica: element `e` of a layer's weight
-/// blob is draw `e` of stream `("gaussian " + layer, attempt)`.
+/// blob is `Float(std) · g`, `g` draw `e` of stream `("gaussian " + layer, attempt)` (see
+/// ``Philox``'s `fillGaussians`).
 public enum GaussianWeights {
+    /// A fresh tensor of Gaussian weights for `spec`.
     public static func generate(spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int = 0) -> Tensor {
-        Tensor(shape: spec.shape, data: Philox(seed: seed, stream: Philox.stream("gaussian " + spec.layer, attempt)).gaussians(count: spec.count, std: std))
+        Tensor(shape: spec.shape, data: generator(spec, seed: seed, attempt: attempt).gaussians(count: spec.count, std: std))
+    }
+
+    /// Overwrites `weights`, the blob of `spec`, with its Gaussian draw, in place (no second
+    /// weight-sized array).
+    /// - Precondition: `weights.count == spec.count`.
+    public static func fill(_ weights: inout Tensor, spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int = 0) {
+        precondition(weights.count == spec.count, "\(spec.key) holds \(weights.count) elements, expected \(spec.count)")
+        let philox = generator(spec, seed: seed, attempt: attempt)
+        weights.data.withUnsafeMutableBufferPointer { philox.fillGaussians($0, std: std) }
+    }
+
+    /// Overwrites rows `rows` (outermost index `o`) of `weights`, the blob of `spec`, with
+    /// the values a full draw gives them (row `o` holds draws `o · n ..< (o + 1) · n`, `n`
+    /// elements per row), leaving the other rows untouched; only those rows are generated.
+    /// - Precondition: `weights.count == spec.count`, every row in `0 ..< spec.shape[0]`.
+    /// - Complexity: O(rows.count · n).
+    public static func fillRows(_ rows: [Int], of weights: inout Tensor, spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int) {
+        precondition(weights.count == spec.count, "\(spec.key) holds \(weights.count) elements, expected \(spec.count)")
+        let philox = generator(spec, seed: seed, attempt: attempt)
+        let rowLength = spec.count / max(spec.shape[0], 1)
+        weights.data.withUnsafeMutableBufferPointer { buffer in
+            for row in rows {
+                precondition(row >= 0 && row < spec.shape[0], "row \(row) of \(spec.key) outside 0..<\(spec.shape[0])")
+                let range = (row * rowLength)..<((row + 1) * rowLength)
+                philox.fillGaussians(UnsafeMutableBufferPointer(rebasing: buffer[range]), startingAt: range.lowerBound, std: std)
+            }
+        }
+    }
+
+    private static func generator(_ spec: ParameterSpec, seed: UInt64, attempt: Int) -> Philox {
+        Philox(seed: seed, stream: Philox.stream("gaussian " + spec.layer, attempt))
     }
 }

@@ -30,17 +30,22 @@ public struct WeightReplica: Sendable {
         let biasKey = node.parameters.count > 1 && node.parameters[1].role == .bias ? node.parameters[1].key : nil
         switch directive {
         case .gaussian(_, let seed, let std):
-            parameters[weightSpec.key] = GaussianWeights.generate(spec: weightSpec, seed: seed, std: std)
+            // Filled in place: taken out of the dictionary so the storage is uniquely
+            // referenced (no second weight-sized array, no fresh pages to fault in).
+            var weight = parameters.removeValue(forKey: weightSpec.key)!
+            GaussianWeights.fill(&weight, spec: weightSpec, seed: seed, std: std)
+            parameters[weightSpec.key] = weight
             if let biasKey { parameters[biasKey] = Tensor(shape: [weightSpec.shape[0]]) }
             return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
         case .redrawRows(_, let rows, let seed, let std, let attempt):
-            let fresh = GaussianWeights.generate(spec: weightSpec, seed: seed, std: std, attempt: attempt)
-            let rowLength = weightSpec.count / weightSpec.shape[0]
-            for row in rows {
-                guard row >= 0 && row < weightSpec.shape[0] else { throw AlgorithmError.badDirective(layer: node.name, reason: "row \(row) out of range") }
-                parameters[weightSpec.key]!.data.replaceSubrange((row * rowLength)..<((row + 1) * rowLength), with: fresh.data[(row * rowLength)..<((row + 1) * rowLength)])
-                if let biasKey { parameters[biasKey]!.data[row] = 0 }
+            if let row = rows.first(where: { $0 < 0 || $0 >= weightSpec.shape[0] }) {
+                throw AlgorithmError.badDirective(layer: node.name, reason: "row \(row) out of range")
             }
+            // Only the redrawn rows are generated, with the values a full draw gives them.
+            var weight = parameters.removeValue(forKey: weightSpec.key)!
+            GaussianWeights.fillRows(rows, of: &weight, spec: weightSpec, seed: seed, std: std, attempt: attempt)
+            parameters[weightSpec.key] = weight
+            if let biasKey { for row in rows { parameters[biasKey]!.data[row] = 0 } }
             return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
         case .affine(_, let rowScale, let columnScale, let shift):
             try applyAffine(node, weightKey: weightSpec.key, biasKey: biasKey, rowScale: rowScale, columnScale: columnScale, shift: shift)

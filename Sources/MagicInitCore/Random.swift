@@ -5,7 +5,9 @@ import Foundation
 ///
 /// Every draw is a pure function of `(seed, stream, counter)`: there is no global state, so
 /// a value depends only on where it is used (e.g. stream = hash of purpose, layer and
-/// image index; counter = element index), never on thread or worker scheduling.
+/// image index; counter = element index), never on thread or worker scheduling. Normal
+/// draws (``gaussians(count:mean:std:)``, ``fillGaussians(_:startingAt:mean:std:)``) are in
+/// `Philox+Gaussians.swift`.
 public struct Philox: Sendable, Hashable {
     /// The 64-bit key (the user's seed).
     public let seed: UInt64
@@ -38,6 +40,7 @@ public struct Philox: Sendable, Hashable {
     }
 
     /// Four independent 32-bit words for block `counter`.
+    @inline(__always)  // so the loop over counters in `fillGaussians` is vectorised
     public func block(_ counter: UInt64) -> (UInt32, UInt32, UInt32, UInt32) {
         var c0 = UInt32(truncatingIfNeeded: counter)
         var c1 = UInt32(truncatingIfNeeded: counter >> 32)
@@ -55,50 +58,6 @@ public struct Philox: Sendable, Hashable {
             k1 = k1 &+ 0xBB67_AE85
         }
         return (c0, c1, c2, c3)
-    }
-
-    /// Four standard normal draws for block `counter`: two Box–Muller pairs in Float32, each
-    /// from two 24-bit uniforms (so |draw| ≤ √(2 ln 2²⁴) ≈ 5.77; the weights are float32
-    /// anyway, and float32 `log`/`sin`/`cos` make this several times faster than Float64).
-    public func gaussianQuad(_ counter: UInt64) -> (Float, Float, Float, Float) {
-        let (a, b, c, d) = block(counter)
-        // Uniforms in (0, 1] for the radius (log finite) and [0, 1) for the angle.
-        let u1 = Float((a >> 8) + 1) * 0x1p-24, v1 = Float(b >> 8) * 0x1p-24
-        let u2 = Float((c >> 8) + 1) * 0x1p-24, v2 = Float(d >> 8) * 0x1p-24
-        let r1 = (-2 * log(u1)).squareRoot(), r2 = (-2 * log(u2)).squareRoot()
-        let t1 = 2 * Float.pi * v1, t2 = 2 * Float.pi * v2
-        return (r1 * cos(t1), r1 * sin(t1), r2 * cos(t2), r2 * sin(t2))
-    }
-
-    /// `count` normal draws `mean + std · g`; element `i` depends only on `(seed, stream, i)`
-    /// (it is lane `i % 4` of ``gaussianQuad(_:)`` at counter `i / 4`).
-    /// - Complexity: O(count); large requests are split into blocks generated in parallel
-    ///   (the values do not depend on the split).
-    public func gaussians(count: Int, mean: Double = 0, std: Double = 1) -> [Float] {
-        let block = 1 << 16  // a multiple of 4, so no quad straddles two blocks
-        let blocks = (count + block - 1) / block
-        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let base = buffer.baseAddress!
-            let fill = { (b: Int) in
-                var i = b * block
-                let end = min(count, i + block)
-                while i < end {
-                    let (g0, g1, g2, g3) = self.gaussianQuad(UInt64(i / 4))
-                    (base + i).initialize(to: Float(mean + std * Double(g0)))
-                    if i + 1 < end { (base + i + 1).initialize(to: Float(mean + std * Double(g1))) }
-                    if i + 2 < end { (base + i + 2).initialize(to: Float(mean + std * Double(g2))) }
-                    if i + 3 < end { (base + i + 3).initialize(to: Float(mean + std * Double(g3))) }
-                    i += 4
-                }
-            }
-            if blocks > 1 {
-                nonisolated(unsafe) let fill = fill
-                DispatchQueue.concurrentPerform(iterations: blocks) { fill($0) }
-            } else if blocks == 1 {
-                fill(0)
-            }
-            initialized = count
-        }
     }
 
     /// `count` uniform draws in `[low, high)`; element `i` depends only on `(seed, stream, i)`.

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import MagicInitCore
 
@@ -43,6 +44,67 @@ import MagicInitCore
         #expect(abs(variance.squareRoot() - 1) < 0.01, "std \(variance.squareRoot())")
         let shifted = Philox(seed: 2016, stream: Philox.stream("moments")).gaussians(count: 10, mean: 5, std: 2)
         #expect(zip(shifted, draws).allSatisfy { abs($0 - (5 + 2 * $1)) < 1e-5 })
+    }
+
+    /// The documented recipe, recomputed from ``Philox/block(_:)`` with Foundation's
+    /// Float64 `log`, `cos`, `sin`: draws 256G + j (r · cos θ) and 256G + 128 + j (r · sin θ)
+    /// from words (w₀, w₁) of counter 64G + j (j < 64) or (w₂, w₃) of counter 64G + j − 64.
+    static func referenceDraw(_ philox: Philox, _ index: Int) -> Double {
+        let group = index / 256, j = index % 256 % 128
+        let words = philox.block(UInt64(64 * group + j % 64))
+        let (radius, angle) = j < 64 ? (words.0, words.1) : (words.2, words.3)
+        let u = Double((radius >> 8) + 1) * 0x1p-24, theta = 2 * Double.pi * Double(angle >> 8) * 0x1p-24
+        let r = (-2 * Foundation.log(u)).squareRoot()
+        return index % 256 < 128 ? r * Foundation.cos(theta) : r * Foundation.sin(theta)
+    }
+
+    @Test func test_gaussians_matchFloat64ReferenceOfTheDocumentedRecipe() {
+        let philox = Philox(seed: 0x299f_31d0_a409_3822, stream: Philox.stream("reference"))
+        // The start, a group edge, and the counter's low word wrapping (counter 2³² is draw 2³⁴).
+        var worst = 0.0, worstIndex = 0
+        for start in [0, 250, (1 << 34) - 300] {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: 600)
+            defer { buffer.deallocate() }
+            philox.fillGaussians(buffer, startingAt: start)
+            for k in 0..<buffer.count {
+                let difference = abs(Double(buffer[k]) - Self.referenceDraw(philox, start + k))
+                if difference > worst { (worst, worstIndex) = (difference, start + k) }
+            }
+        }
+        #expect(worst <= 1e-6, "largest difference \(worst) at draw \(worstIndex)")
+    }
+
+    /// Any offset and count, across group (256) and parallel block (2¹⁶) edges, gives the same
+    /// values as one draw from 0: element i depends only on i.
+    @Test func test_fillGaussians_anyOffsetAndCount_matchesOneDrawFromZero() {
+        let philox = Philox(seed: 9, stream: Philox.stream("split"))
+        let whole = philox.gaussians(count: 3 * 65_536 + 777)  // four parallel blocks
+        for (start, count) in [(0, 1), (1, 255), (255, 2), (13, 70_001), (65_535, 2), (2 * 65_536 - 5, 65_536 + 9), (3 * 65_536 + 700, 77)] {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            defer { buffer.deallocate() }
+            buffer.initialize(repeating: .nan)
+            philox.fillGaussians(buffer, startingAt: start)
+            let mismatches = (0..<count).filter { buffer[$0] != whole[start + $0] }
+            #expect(mismatches.isEmpty, "start \(start), count \(count): first mismatch at \(mismatches.first ?? -1)")
+        }
+        #expect(Array(philox.gaussians(count: 70_001).suffix(1)) == [whole[70_000]])
+        // mean + std · g: Float(std) · g + Float(mean), rounded once each.
+        let shifted = philox.gaussians(count: 1000, mean: 0.25, std: 0.1)
+        #expect((0..<1000).allSatisfy { shifted[$0] == Float(0.1) * whole[$0] + Float(0.25) })
+    }
+
+    @Test func test_gaussians_oneMillionDraws_unitMomentsNormalTails() {
+        let draws = Philox(seed: 2016, stream: Philox.stream("moments")).gaussians(count: 1_000_000)
+        let mean = draws.reduce(0.0) { $0 + Double($1) } / Double(draws.count)
+        let variance = draws.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(draws.count - 1)
+        #expect(abs(mean) <= 0.005, "mean \(mean)")
+        #expect(abs(variance.squareRoot() - 1) <= 0.005, "std \(variance.squareRoot())")
+        // P(|g| > 3) = erfc(3/√2) ≈ 0.0026998; binomial standard error 5.2e-5, allow 6 of them.
+        let tail = Double(draws.filter { abs($0) > 3 }.count) / Double(draws.count)
+        #expect(abs(tail - erfc(3 / 2.0.squareRoot())) <= 3e-4, "fraction beyond |3|: \(tail)")
+        // 24-bit uniforms bound every draw by √(2 ln 2²⁴) ≈ 5.7686.
+        let largest = draws.map { abs($0) }.max() ?? 0
+        #expect(largest <= 5.7687, "largest |draw| \(largest)")
     }
 
     @Test func test_uniforms_stayInHalfOpenRange() {
