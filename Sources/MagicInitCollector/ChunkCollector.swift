@@ -237,8 +237,8 @@ public final class ChunkCollector {
         let padded = layout.channelBlocks * block
         let a = (0..<padded).map { $0 < layout.channels ? Float(scale[$0]) : 1 }
         let b = (0..<padded).map { $0 < layout.channels ? Float(shift[$0]) : 0 }
-        x.storage.withUnsafeMutableBufferPointer { values in
-            nonisolated(unsafe) let base = values.baseAddress!
+        do {
+            nonisolated(unsafe) let base = x.storage.pointer
             DispatchQueue.concurrentPerform(iterations: layout.images * layout.channelBlocks) { run in
                 let n = run / layout.channelBlocks, cb = run % layout.channelBlocks
                 let start = base + n * layout.imageStride + cb * layout.blockStride
@@ -287,7 +287,7 @@ public final class ChunkCollector {
         } else {
             for snapshot in blobs.values { try engine.restore(snapshot) }
         }
-        var recycled = blobs.max { $0.value.storage.count < $1.value.storage.count }.map { blobs.removeValue(forKey: $0.key)!.storage } ?? []
+        var recycled = blobs.values.max { $0.storage.capacity < $1.storage.capacity }?.storage
         blobs = [:]
         lap("1restore")
         try engine.forward(nodes: (previous + 1)..<(target + 1))
@@ -303,9 +303,8 @@ public final class ChunkCollector {
         next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
         lap("5squares")
         for blob in liveBlobs(after: target) {
-            var storage: [Float] = []
-            if blob == top { swap(&storage, &recycled) }
-            next.blobs[blob] = try engine.snapshot(of: blob, reusing: &storage)
+            next.blobs[blob] = try engine.snapshot(of: blob, reusing: blob == top ? recycled : nil)
+            if blob == top { recycled = nil }
         }
         lap("6snapshot")
         return (moments, next)

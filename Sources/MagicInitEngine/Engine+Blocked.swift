@@ -1,5 +1,44 @@
 import CDNNL
+import Foundation
 import MagicInitCore
+
+/// Float32 storage of fixed capacity for ``BlobSnapshot``s: mapped with `MAP_POPULATE` when
+/// large (as the engine's own buffers, see ``Memory``), so a chunk's activations cost half
+/// the first-touch time of a fresh array. `count` of the `capacity` floats are in use.
+///
+/// Not thread-safe: owned by one collector.
+public final class FloatStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let capacity: Int
+    /// Floats in use, `≤ capacity`.
+    public internal(set) var count: Int
+    private let mappedBytes: Int?
+
+    /// - Throws: ``EngineError/dnnl(status:context:)`` when the memory cannot be mapped.
+    init(capacity: Int) throws {
+        let bytes = max(capacity, 1) * 4
+        if bytes >= Memory.mappedThreshold {
+            guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+                  region != MAP_FAILED else {
+                throw EngineError.dnnl(status: 1, context: "mapping \(bytes) bytes for a snapshot: \(String(cString: strerror(errno)))")
+            }
+            pointer = region.bindMemory(to: Float.self, capacity: max(capacity, 1))
+            mappedBytes = bytes
+        } else {
+            pointer = .allocate(capacity: max(capacity, 1))
+            mappedBytes = nil
+        }
+        self.capacity = capacity
+        count = 0
+    }
+
+    deinit {
+        if let mappedBytes { munmap(pointer, mappedBytes) } else { pointer.deallocate() }
+    }
+
+    /// The floats in use.
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+}
 
 /// A copy of one blob's value taken with ``Engine/snapshot(of:reusing:)``, to be written back
 /// with ``Engine/restore(_:)``: Algorithm 1 keeps each chunk's latest activations this way
@@ -12,13 +51,13 @@ public struct BlobSnapshot: Sendable {
     /// Where each value sits in ``storage``.
     public let layout: ChannelBlockedLayout
     /// The values, `layout.count` floats (channel padding included, as zeros).
-    public var storage: [Float]
+    public let storage: FloatStorage
     /// Whether ``storage`` is the engine's own layout (restored by a copy) rather than plain
     /// row-major (restored by a reorder).
     let native: Bool
 
-    /// Bytes held.
-    public var byteCount: Int { storage.count * 4 }
+    /// Bytes held (capacity, which may exceed what the blob needs when storage is reused).
+    public var byteCount: Int { storage.capacity * 4 }
 }
 
 extension Engine {
@@ -77,42 +116,40 @@ extension Engine {
     }
 
     /// A copy of blob `id`'s value, in the engine's own layout when it is channel-blocked or
-    /// plain (a straight copy), else plain row-major. Writes into `storage` when it holds
-    /// enough floats (saves faulting in fresh pages; `storage` is left empty).
-    public func snapshot(of id: Int, reusing storage: inout [Float]) throws -> BlobSnapshot {
+    /// plain (a straight copy), else plain row-major. Writes into `storage` when it is large
+    /// enough (no new pages to fault in), else into new storage.
+    public func snapshot(of id: Int, reusing storage: FloatStorage? = nil) throws -> BlobSnapshot {
         let memory = values[id]
-        var data: [Float] = []
-        swap(&data, &storage)
-        if let layout = channelBlockedLayout(of: memory, blob: id) {
-            let count = memory.byteCount / 4
-            if data.count >= count {
-                data.removeLast(data.count - count)
-                data.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: memory.floats, count: count) }
-            } else {
-                data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                    buffer.baseAddress!.initialize(from: memory.floats, count: count)
-                    initialized = count
-                }
-            }
-            return BlobSnapshot(blob: id, layout: layout, storage: data, native: true)
-        }
         let shape = graph.blobs[id].shape
-        let value = data.count >= shape.reduce(1, *) ? try self.value(of: id, reusing: &data) : try self.value(of: id)
-        return BlobSnapshot(blob: id, layout: .plain(shape: shape), storage: value.data, native: false)
+        let blocked = channelBlockedLayout(of: memory, blob: id)
+        let count = blocked != nil ? memory.byteCount / 4 : shape.reduce(1, *)
+        let target = try storage.flatMap { $0.capacity >= count ? $0 : nil } ?? FloatStorage(capacity: count)
+        target.count = count
+        if blocked != nil {
+            target.pointer.update(from: memory.floats, count: count)
+        } else {
+            try Engine.copyOut(memory, into: target.pointer, count: count, as: try plainDesc(shape), context: context, label: graph.blobs[id].label)
+        }
+        return BlobSnapshot(blob: id, layout: blocked ?? .plain(shape: shape), storage: target, native: blocked != nil)
     }
 
     /// Writes a snapshot back into its blob.
     /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
     public func restore(_ snapshot: BlobSnapshot) throws {
         let memory = values[snapshot.blob]
+        let blob = graph.blobs[snapshot.blob]
         if snapshot.native {
             guard snapshot.storage.count * 4 == memory.byteCount else {
-                throw EngineError.blobShape(blob: graph.blobs[snapshot.blob].label, expected: graph.blobs[snapshot.blob].shape,
-                                            actual: [snapshot.storage.count])
+                throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [snapshot.storage.count])
             }
-            snapshot.storage.withUnsafeBufferPointer { memory.floats.update(from: $0.baseAddress!, count: $0.count) }
+            memory.floats.update(from: snapshot.storage.pointer, count: snapshot.storage.count)
         } else {
-            try setValue(Tensor(shape: graph.blobs[snapshot.blob].shape, data: snapshot.storage), of: snapshot.blob)
+            guard snapshot.storage.count == blob.shape.reduce(1, *) else {
+                throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [snapshot.storage.count])
+            }
+            let plain = try plainDesc(blob.shape)
+            let user = try Memory(wrapping: UnsafeMutableRawPointer(snapshot.storage.pointer), desc: plain, context)
+            try Reorder(from: plain, to: memory.desc, context, "restore of \(blob.label)").run(user, memory, context)
         }
     }
 }

@@ -62,11 +62,11 @@ import MagicInitCore
         try engine.forward()
         let blobs = engine.graph.blobs.indices.filter { !engine.graph.inputs.contains($0) }
         let before = try blobs.map { try engine.value(of: $0) }
-        var snapshots: [BlobSnapshot] = []
-        for id in blobs {
-            var storage: [Float] = []
-            snapshots.append(try engine.snapshot(of: id, reusing: &storage))
-        }
+        let snapshots = try blobs.map { try engine.snapshot(of: $0) }
+        // Storage is reused when it is large enough, and values land in it whole.
+        let reused = try engine.snapshot(of: blobs[0], reusing: snapshots.max { $0.storage.capacity < $1.storage.capacity }!.storage)
+        #expect(reused.storage.count == snapshots[0].storage.count)
+        #expect(Array(reused.storage.buffer) == Array(snapshots[0].storage.buffer))
         try engine.setInput(image(engine, seed: 2))
         try engine.forward()
         #expect(try engine.value(of: blobs.last!).data != before.last!.data, "the second image should change the output")
