@@ -213,8 +213,6 @@ public final class ChunkCollector {
     /// Applies Algorithm 1's affine map `scale[c] · z + shift[c]` to a step's output:
     /// the cached blob and the moments of the chunk.
     private static func commit(_ state: inout ChunkState, node: Graph.Node, scale: [Double], shift: [Double]) {
-        let t0 = ContinuousClock.now
-        defer { prof["7commit", default: 0] += (ContinuousClock.now - t0) / .seconds(1) }
         let top = node.tops[0]
         if var z = state.blobs.removeValue(forKey: top) {
             affineInPlace(&z, scale: scale, shift: shift)
@@ -277,9 +275,6 @@ public final class ChunkCollector {
     /// the same bits.
     /// The blobs of `state` are used up (their storage is recycled for the new output).
     private func advance(_ chunk: Chunk, state: inout ChunkState?, from previous: Int, to target: Int) throws -> (ChannelMoments, ChunkState) {
-        var t0 = ContinuousClock.now
-        func lap(_ k: String) { let t = ContinuousClock.now; ChunkCollector.prof[k, default: 0] += (t - t0) / .seconds(1); t0 = t }
-        defer { ChunkCollector.profCount += 1; if ChunkCollector.profCount % 20 == 0 { print("PROF1", ChunkCollector.prof.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.2f", $0.value))" }.joined(separator: " ")) } }
         var blobs = state?.blobs ?? [:]
         state?.blobs = [:]
         if previous < 0 {
@@ -289,24 +284,18 @@ public final class ChunkCollector {
         }
         var recycled = blobs.values.max { $0.storage.capacity < $1.storage.capacity }?.storage
         blobs = [:]
-        lap("1restore")
         try engine.forward(nodes: (previous + 1)..<(target + 1))
-        lap("2forward")
         let node = graph.nodes[target]
         let top = node.tops[0]
         let n = chunk.imageCount
         let moments = try engine.withChannelBlockedValue(of: top) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
-        lap("3moments")
         var next = ChunkState(saved: (state?.saved ?? []) + [engine.saveForward(nodes: (previous + 1)..<(target + 1))],
                               layers: state?.layers ?? [:])
-        lap("4save")
         next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
-        lap("5squares")
         for blob in liveBlobs(after: target) {
             next.blobs[blob] = try engine.snapshot(of: blob, reusing: blob == top ? recycled : nil)
             if blob == top { recycled = nil }
         }
-        lap("6snapshot")
         return (moments, next)
     }
 
@@ -371,9 +360,6 @@ public final class ChunkCollector {
             let channels = graph.blobs[node.bottoms[0]].shape[1]
             weightSquares[node.name] = ColumnStatistics.rowSquares(node, weight: replica.parameters[node.parameters[0].key]!, bottomChannels: channels)
         }
-        var t0 = ContinuousClock.now
-        func lap(_ k: String) { let t = ContinuousClock.now; ChunkCollector.prof[k, default: 0] += (t - t0) / .seconds(1); t0 = t }
-        defer { print("PROF", ChunkCollector.prof.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.2f", $0.value))" }.joined(separator: " ")) }
         for chunk in requested {
             let n = chunk.imageCount
             var forward: [String: ForwardStatistics] = [:]
@@ -382,7 +368,6 @@ public final class ChunkCollector {
                 for snapshot in state.blobs.values { try engine.restore(snapshot) }
                 try engine.forward(nodes: (frontier + 1)..<graph.nodes.count)
                 forward = state.layers
-                lap("a_restore")
             } else {
                 try engine.setInput(padded(chunk.images))
                 try engine.forward()
@@ -401,9 +386,7 @@ public final class ChunkCollector {
                 }
                 try engine.setGradient(eta, of: output)
             }
-            lap("b_eta")
             try engine.backward(weights: weightGradients)
-            lap("c_backward")
             var layers: [LayerMeasurement] = []
             for node in graph.nodes where node.kind.isAffine {
                 let bottomShape = graph.blobs[node.bottoms[0]].shape
@@ -421,15 +404,12 @@ public final class ChunkCollector {
                         ?? SquareSums(channelCount: 0),
                     weightSquares: weightSquares[node.name]!))
             }
-            lap("d_stats")
             results.append((chunk.index, NetworkMeasurement(layers: layers)))
             chunkDone(chunk)
         }
         return results
     }
 
-    nonisolated(unsafe) static var prof: [String: Double] = [:]
-    nonisolated(unsafe) static var profCount = 0
     /// The images padded with zero images to the chunk size.
     private func padded(_ images: Tensor) -> Tensor {
         let shape = graph.blobs[graph.inputs[0]].shape
