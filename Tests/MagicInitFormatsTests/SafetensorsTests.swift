@@ -30,6 +30,13 @@ import MagicInitCore
         let path = scratch.file("s.safetensors")
         try Safetensors.write(Self.tensors, metadata: ["format": "pt"], to: path)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Safetensors.serialize(Self.tensors, metadata: ["format": "pt"]))
+        // Larger than the 4 MiB write buffer and not a whole number of 4 KiB blocks.
+        var large = Self.tensors
+        large["big"] = Tensor(shape: [1_500_001], data: (0..<1_500_001).map { Float($0 % 977) - 0.5 })
+        let bigPath = scratch.file("big.safetensors")
+        try Safetensors.write(large, to: bigPath)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bigPath)) == Safetensors.serialize(large))
+        try FileManager.default.removeItem(atPath: bigPath)
         let missing = scratch.file("no-such-folder/w.safetensors")
         let error = thrownError(FormatError.self) { try Safetensors.write(Self.tensors, to: missing) }
         guard case .unwritable(path: missing, _)? = error else { Issue.record("got \(String(describing: error))"); return }
