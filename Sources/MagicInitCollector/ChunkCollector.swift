@@ -1,4 +1,6 @@
 import Dispatch
+import Foundation
+import Synchronization
 import MagicInitAlgorithms
 import MagicInitCore
 import MagicInitEngine
@@ -46,7 +48,13 @@ public final class ChunkCollector {
     /// The network with trailing Softmax layers removed (the loss `η · z_N` is on the
     /// scores), compiled with batch = chunk size.
     public let graph: Graph
-    public let engine: Engine
+    /// Replicas of the network on oneDNN, each used by one thread at a time; chunks are
+    /// spread over them and run in parallel (a chunk's result does not depend on which
+    /// engine computed it: they are built alike and convolutions give the same bits for
+    /// any thread count).
+    public let engines: [Engine]
+    /// The engine of the serial paths (replays).
+    private var engine: Engine { engines[0] }
     private var chunks: [Chunk] = []
     private var replica: WeightReplica
 
@@ -85,15 +93,69 @@ public final class ChunkCollector {
     /// - Parameters:
     ///   - network: the network to initialise (a trailing Softmax is dropped).
     ///   - chunkSize: images per chunk (the engine's batch size).
-    ///   - threads: oneDNN threads.
+    ///   - threads: threads to compute on (default: every core). With two or more, two
+    ///     engines of `threads / 2` oneDNN threads each work on different chunks at once:
+    ///     a single-threaded engine per core runs VGG-16 about 10 % faster than one engine
+    ///     splitting each layer over both cores, and the inner products (kept on one
+    ///     thread, see `AffineKernel`) no longer leave a core idle. Each engine holds its
+    ///     own activations and weights (VGG-16 at chunk size 4: about 1.5 GB).
     public init(network: Network, chunkSize: Int, threads: Int? = nil) throws {
         let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
         self.graph = graph
-        engine = try Engine(graph: graph, options: .init(threads: threads))
+        let total = max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let count = min(total, ChunkCollector.maxEngines)
+        engines = try (0..<count).map { _ in try Engine(graph: graph, options: .init(threads: max(1, total / count))) }
         replica = WeightReplica(graph: graph)
         lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }
         // A new engine already holds the replica's starting values wherever they are zero.
-        try engine.setParameters(replica.parameters.filter { $0.value.data.contains { $0 != 0 } })
+        try setParameters(replica.parameters.filter { $0.value.data.contains { $0 != 0 } })
+    }
+
+    /// Engines per collector at most (each costs a copy of the activations and weights).
+    static let maxEngines = 2
+
+    /// Sets parameters on every engine.
+    private func setParameters(_ parameters: ParameterSet) throws {
+        for engine in engines { try engine.setParameters(parameters) }
+    }
+
+    /// `body(chunk, engine)` for every chunk, the engines working in parallel (each on one
+    /// chunk at a time, chunks taken in order); results in chunk order. `chunkDone` is
+    /// called once per chunk as it finishes, one call at a time. The first error thrown
+    /// stops the remaining chunks and is rethrown.
+    private func forEachChunk<T>(_ list: [Chunk], chunkDone: (Chunk) -> Void,
+                                 _ body: (Chunk, Engine) throws -> T) throws -> [T] {
+        if engines.count == 1 || list.count <= 1 {
+            return try list.map { chunk in
+                let result = try body(chunk, engine)
+                chunkDone(chunk)
+                return result
+            }
+        }
+        let shared = Mutex<(next: Int, failure: Error?)>((0, nil))
+        // One slot per chunk, each written by the one thread that computed it.
+        let slots = UnsafeMutableBufferPointer<T?>.allocate(capacity: list.count)
+        slots.initialize(repeating: nil)
+        defer { slots.deinitialize().deallocate() }
+        nonisolated(unsafe) let body = body, chunkDone = chunkDone, engines = engines, output = slots
+        DispatchQueue.concurrentPerform(iterations: engines.count) { lane in
+            while true {
+                let index: Int? = shared.withLock { state in
+                    guard state.failure == nil, state.next < list.count else { return nil }
+                    defer { state.next += 1 }
+                    return state.next
+                }
+                guard let index else { return }
+                do {
+                    output[index] = try body(list[index], engines[lane])
+                    shared.withLock { _ in chunkDone(list[index]) }
+                } catch {
+                    shared.withLock { state in if state.failure == nil { state.failure = error } }
+                }
+            }
+        }
+        if let failure = shared.withLock({ $0.failure }) { throw failure }
+        return slots.map { $0! }
     }
 
     /// `network` without Softmax layers whose top nothing reads.
@@ -126,7 +188,7 @@ public final class ChunkCollector {
     /// first ran: the layer's weights as they were then, the forward pass from the previous
     /// step, the same affine map.
     private func replayAlgorithm1(_ chunk: Chunk) throws {
-        defer { try? engine.setParameters(replica.parameters) }
+        defer { try? setParameters(replica.parameters) }
         // A scratch replica fed the same directives: at each step it holds the weights the
         // step ran with (a rare path: it costs one more copy of the weights while it runs).
         var scratch = WeightReplica(graph: graph)
@@ -139,7 +201,7 @@ public final class ChunkCollector {
                 applied += 1
             }
             try engine.setParameters(graph.nodes[step.node].parameters.reduce(into: ParameterSet()) { $0[$1.key] = scratch.parameters[$1.key] })
-            var (_, next) = try advance(chunk, state: &state, from: previous, to: step.node)
+            var (_, next) = try advance(chunk, state: &state, from: previous, to: step.node, on: engine)
             ChunkCollector.commit(&next, node: graph.nodes[step.node], scale: step.scale, shift: step.shift)
             state = next
             previous = step.node
@@ -183,7 +245,7 @@ public final class ChunkCollector {
             let directivesBefore = directiveLog.count
             if frontier < graph.nodes.count { directiveLog.append(directive) }
             let changed = try replica.apply(directive)
-            try engine.setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
+            try setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
             if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, pending?.node == nodeIndex,
                columnScale.allSatisfy({ $0 == 1 }) {
                 // Take the states out of `pending` so the cached outputs are updated in place.
@@ -274,7 +336,8 @@ public final class ChunkCollector {
     /// (output not yet mapped). The same code serves first runs and replays, so both give
     /// the same bits.
     /// The blobs of `state` are used up (their storage is recycled for the new output).
-    private func advance(_ chunk: Chunk, state: inout ChunkState?, from previous: Int, to target: Int) throws -> (ChannelMoments, ChunkState) {
+    private func advance(_ chunk: Chunk, state: inout ChunkState?, from previous: Int, to target: Int,
+                         on engine: Engine) throws -> (ChannelMoments, ChunkState) {
         var blobs = state?.blobs ?? [:]
         state?.blobs = [:]
         if previous < 0 {
@@ -291,7 +354,7 @@ public final class ChunkCollector {
         let moments = try engine.withChannelBlockedValue(of: top) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
         var next = ChunkState(saved: (state?.saved ?? []) + [engine.saveForward(nodes: (previous + 1)..<(target + 1))],
                               layers: state?.layers ?? [:])
-        next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
+        next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n, on: engine), outputMoments: moments)
         for blob in liveBlobs(after: target) {
             next.blobs[blob] = try engine.snapshot(of: blob, reusing: blob == top ? recycled : nil)
             if blob == top { recycled = nil }
@@ -301,7 +364,7 @@ public final class ChunkCollector {
 
     /// `Σ x²` per column of affine `node`'s input as the engine holds it now, over the
     /// first `images` images (eq. 4's `E[x(j)²]`).
-    private func inputSquares(_ node: Graph.Node, images: Int) throws -> SquareSums {
+    private func inputSquares(_ node: Graph.Node, images: Int, on engine: Engine) throws -> SquareSums {
         let bottomShape = graph.blobs[node.bottoms[0]].shape, topShape = graph.blobs[node.tops[0]].shape
         let blocked = try engine.withChannelBlockedValue(of: node.bottoms[0]) { x, layout in
             ColumnStatistics.inputSquares(node, blocked: x, layout: layout, shape: bottomShape, images: images, outputShape: topShape)
@@ -321,24 +384,29 @@ public final class ChunkCollector {
         guard target > frontier else {
             throw EngineError.missingParameter("Algorithm 1 asked for \(layer) after a later layer; layers must come in topological order")
         }
-        var results: [(Int, ChannelMoments)] = []
         var after: [Int: ChunkState] = pending?.node == target ? pending!.states : [:]
         pending = nil
-        for chunk in chunks where only?.contains(chunk.index) ?? true {
+        let list = chunks.filter { only?.contains($0.index) ?? true }
+        var previous: [ChunkState?] = []
+        for chunk in list {
             if frontier >= 0 && committed[chunk.index]?.blobs.isEmpty ?? true {
                 // Blobs dropped after the first run of this step (a redraw asks again).
                 try replayAlgorithm1(chunk)
             }
             // The previous blobs are used up here (rebuilt by a replay if ever needed again).
-            var previous = committed[chunk.index]
+            previous.append(committed[chunk.index])
             committed[chunk.index]?.blobs = [:]
-            let (moments, state) = try advance(chunk, state: &previous, from: frontier, to: target)
-            results.append((chunk.index, moments))
-            after[chunk.index] = state
-            chunkDone(chunk)
         }
+        let frontier = self.frontier
+        let positions = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($1.index, $0) })
+        nonisolated(unsafe) let states = previous
+        let steps = try forEachChunk(list, chunkDone: chunkDone) { chunk, engine in
+            var state = states[positions[chunk.index]!]
+            return try self.advance(chunk, state: &state, from: frontier, to: target, on: engine)
+        }
+        for (chunk, step) in zip(list, steps) { after[chunk.index] = step.1 }
         pending = (target, after)
-        return results
+        return zip(list, steps).map { ($0.index, $1.0) }
     }
 
     // MARK: Algorithm 2 and Figure 1
@@ -353,31 +421,32 @@ public final class ChunkCollector {
         let cached = forwardCached(for: requested, weightGradients: weightGradients)
         if !cached { dropAlgorithm1State() }
         let outputs = graph.outputs
-        var results: [(Int, NetworkMeasurement)] = []
         // Identical for every chunk: computed once per pass.
         var weightSquares: [String: [Double]] = [:]
         for node in graph.nodes where node.kind.isAffine {
             let channels = graph.blobs[node.bottoms[0]].shape[1]
             weightSquares[node.name] = ColumnStatistics.rowSquares(node, weight: replica.parameters[node.parameters[0].key]!, bottomChannels: channels)
         }
-        for chunk in requested {
+        let frontier = self.frontier
+        nonisolated(unsafe) let states = cached ? committed : [:]
+        let measurements = try forEachChunk(requested, chunkDone: chunkDone) { chunk, engine -> NetworkMeasurement in
             let n = chunk.imageCount
             var forward: [String: ForwardStatistics] = [:]
-            if cached, let state = committed[chunk.index] {
+            if cached, let state = states[chunk.index] {
                 for saved in state.saved { engine.restoreForward(saved) }
                 for snapshot in state.blobs.values { try engine.restore(snapshot) }
-                try engine.forward(nodes: (frontier + 1)..<graph.nodes.count)
+                try engine.forward(nodes: (frontier + 1)..<self.graph.nodes.count)
                 forward = state.layers
             } else {
-                try engine.setInput(padded(chunk.images))
+                try engine.setInput(self.padded(chunk.images))
                 try engine.forward()
-                for node in graph.nodes where node.kind.isAffine {
+                for node in self.graph.nodes where node.kind.isAffine {
                     let moments = try engine.withChannelBlockedValue(of: node.tops[0]) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
-                    forward[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n), outputMoments: moments)
+                    forward[node.name] = ForwardStatistics(inputSquares: try self.inputSquares(node, images: n, on: engine), outputMoments: moments)
                 }
             }
             for output in outputs {
-                let shape = graph.blobs[output].shape
+                let shape = self.graph.blobs[output].shape
                 let perImage = shape.dropFirst().reduce(1, *)
                 var eta = Tensor(shape: shape)
                 for i in 0..<n {
@@ -388,9 +457,9 @@ public final class ChunkCollector {
             }
             try engine.backward(weights: weightGradients)
             var layers: [LayerMeasurement] = []
-            for node in graph.nodes where node.kind.isAffine {
-                let bottomShape = graph.blobs[node.bottoms[0]].shape
-                let topShape = graph.blobs[node.tops[0]].shape
+            for node in self.graph.nodes where node.kind.isAffine {
+                let bottomShape = self.graph.blobs[node.bottoms[0]].shape
+                let topShape = self.graph.blobs[node.tops[0]].shape
                 let (squares, norm) = try engine.withChannelBlockedGradient(of: node.tops[0]) { SquareSums.channelsAndImages($0, layout: $1, images: n) }
                 let dW = weightGradients ? try engine.parameterGradient(node.parameters[0].key) : nil
                 layers.append(LayerMeasurement(
@@ -404,10 +473,9 @@ public final class ChunkCollector {
                         ?? SquareSums(channelCount: 0),
                     weightSquares: weightSquares[node.name]!))
             }
-            results.append((chunk.index, NetworkMeasurement(layers: layers)))
-            chunkDone(chunk)
+            return NetworkMeasurement(layers: layers)
         }
-        return results
+        return zip(requested, measurements).map { ($0.index, $1) }
     }
 
     /// The images padded with zero images to the chunk size.
