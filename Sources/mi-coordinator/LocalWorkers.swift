@@ -11,7 +11,7 @@ final class LocalWorkers: @unchecked Sendable {
     private let socketDirectory: URL?
 
     /// Starts `count` `mi-worker` processes (found next to this executable) connecting to
-    /// `endpoint`, each with `threads` oneDNN threads; `socketDirectory` is removed on stop.
+    /// `endpoint`, each with `threads` threads; `socketDirectory` is removed on stop.
     init(count: Int, endpoint: String, threads: Int, socketDirectory: URL?) throws {
         self.socketDirectory = socketDirectory
         let executable = try LocalWorkers.requireWorkerExecutable()

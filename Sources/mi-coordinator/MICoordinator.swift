@@ -56,7 +56,7 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Images per chunk (the engine's batch size); statistics are merged chunk by chunk.")
     var chunkSize = 4
 
-    @Option(help: "oneDNN threads (default: all cores; with --local, split between the workers).")
+    @Option(help: "Threads to compute on (default: all cores; with --local, split between the workers). Two or more run two oneDNN engines side by side on different chunks.")
     var threads: Int?
 
     @Option(help: "Start this many mi-worker processes on this machine (the mi-worker executable next to this one; `swift build -c release` builds both) and shard the images across them.")

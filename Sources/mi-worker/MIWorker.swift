@@ -24,7 +24,7 @@ struct MIWorker: ParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/mi.sock.")
     var connect = "tcp://127.0.0.1:5555"
 
-    @Option(help: "oneDNN threads for this worker (default: all cores).")
+    @Option(help: "Threads for this worker (default: all cores). Two or more run two oneDNN engines side by side on different chunks.")
     var threads: Int?
 
     @Option(help: "A name for logs (default: host name and process id).")

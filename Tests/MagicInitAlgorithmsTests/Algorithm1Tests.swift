@@ -39,6 +39,20 @@ import MagicInitStatistics
         #expect(!parameters.values.contains { $0.data.contains { !$0.isFinite } })
     }
 
+    /// Channel counts that are not a multiple of oneDNN's block (10, 12, 20): the cached
+    /// activations carry padding lanes through the affine maps.
+    @Test func test_paddedChannelBlocks_everyChannel_meanBetaUnitStd() async throws {
+        var b = NetworkBuilder(name: "padded", shape: [3, 32, 32])
+        b.conv("conv1", 10, kernel: 3, pad: 1); b.relu("relu1")
+        b.maxPool("pool1", kernel: 2, stride: 2)
+        b.conv("conv2", 12, kernel: 3, pad: 1); b.relu("relu2")
+        b.conv("conv3", 20, kernel: 3, stride: 2, pad: 1); b.relu("relu3")
+        b.innerProduct("fc4", 7)
+        let network = b.network
+        let (parameters, _, images) = try await runWithinLayer(network, size: 32, chunkSize: 3)
+        try expectNormalised(network, parameters, images, beta: 0.1)
+    }
+
     @Test func test_caffeNetReducedInput_everyChannel_meanBetaUnitStd() async throws {
         let network = BuiltinNetworks.caffeNet(inputSize: 67)
         let (parameters, _, images) = try await runWithinLayer(network, size: 67, chunkSize: 4)

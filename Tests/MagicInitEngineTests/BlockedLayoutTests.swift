@@ -7,8 +7,18 @@ import MagicInitCore
 /// as snapshots (``Engine/snapshot(of:reusing:)``): the layout description must locate
 /// every value exactly, and a restored snapshot must be the value it was taken from.
 @Suite(.serialized) struct BlockedLayoutTests {
-    func engine() throws -> Engine {
-        let graph = try Graph(BuiltinNetworks.small(), batchSize: 3)
+    /// Channel counts that are not a multiple of the block (10, 12): the padding lanes.
+    static func paddedNetwork() -> Network {
+        var b = NetworkBuilder(name: "padded", shape: [3, 12, 12])
+        b.conv("conv1", 10, kernel: 3, pad: 1); b.relu("relu1")
+        b.maxPool("pool1", kernel: 2, stride: 2)
+        b.conv("conv2", 12, kernel: 3, pad: 1); b.relu("relu2")
+        b.innerProduct("fc3", 5)
+        return b.network
+    }
+
+    func engine(_ network: Network = BuiltinNetworks.small()) throws -> Engine {
+        let graph = try Graph(network, batchSize: 3)
         let engine = try Engine(graph: graph, options: .init(threads: 2))
         var parameters: ParameterSet = [:]
         for (i, spec) in graph.parameters.enumerated() {
@@ -34,15 +44,16 @@ import MagicInitCore
         return out
     }
 
-    @Test func test_channelBlockedViews_locateEveryValueAndGradient() throws {
-        let engine = try engine()
+    @Test(arguments: ["small", "padded"])
+    func test_channelBlockedViews_locateEveryValueAndGradient(network: String) throws {
+        let engine = try engine(network == "small" ? BuiltinNetworks.small() : Self.paddedNetwork())
         try engine.setInput(image(engine, seed: 1))
         try engine.forward()
         let output = engine.graph.outputs[0]
         let outputShape = engine.graph.blobs[output].shape
         try engine.setGradient(Tensor(shape: outputShape, data: Philox(seed: 2, stream: 0).gaussians(count: outputShape.reduce(1, *))), of: output)
         try engine.backward(weights: false)
-        var blockedBlobs: [String] = []
+        var blockedBlobs: [String] = [], paddedBlobs: [String] = []
         for id in engine.graph.blobs.indices where !engine.graph.inputs.contains(id) {
             let label = engine.graph.blobs[id].label
             let (values, layout) = try engine.withChannelBlockedValue(of: id) { (Self.rowMajor($0, $1), $1) }
@@ -50,14 +61,30 @@ import MagicInitCore
             let gradient = try engine.withChannelBlockedGradient(of: id) { Self.rowMajor($0, $1) }
             #expect(gradient.map(\.bitPattern) == (try engine.gradient(of: id)).data.map(\.bitPattern), "gradient of \(label)")
             if layout.block > 1 { blockedBlobs.append(label) }
+            if layout.block > 1 && layout.channels % layout.block != 0 {
+                paddedBlobs.append(label)
+                // The padding lanes hold zeros.
+                try engine.withChannelBlockedValue(of: id) { base, layout in
+                    for n in 0..<layout.images {
+                        for c in layout.channels..<(layout.channelBlocks * layout.block) {
+                            for s in 0..<layout.spatial where base[layout.offset(image: n, channel: c, position: s)] != 0 {
+                                Issue.record("nonzero padding in \(label) at (\(n), \(c), \(s))")
+                                return
+                            }
+                        }
+                    }
+                }
+            }
         }
         // The point of these views: oneDNN keeps convolution activations blocked (nChw8c
         // with AVX2), and they are read without a reorder.
-        #expect(!blockedBlobs.isEmpty, "no blob of the small network is held channel-blocked")
+        #expect(!blockedBlobs.isEmpty, "no blob of \(network) is held channel-blocked")
+        if network == "padded" { #expect(!paddedBlobs.isEmpty, "no blob of \(network) has padded channel blocks") }
     }
 
-    @Test func test_snapshot_restoredAfterAnotherForwardPass_isTheSameValue() throws {
-        let engine = try engine()
+    @Test(arguments: ["small", "padded"])
+    func test_snapshot_restoredAfterAnotherForwardPass_isTheSameValue(network: String) throws {
+        let engine = try engine(network == "small" ? BuiltinNetworks.small() : Self.paddedNetwork())
         try engine.setInput(image(engine, seed: 1))
         try engine.forward()
         let blobs = engine.graph.blobs.indices.filter { !engine.graph.inputs.contains($0) }
