@@ -17,16 +17,7 @@ import MagicInitCore
         return b.network
     }
 
-    func engine(_ network: Network = BuiltinNetworks.small()) throws -> Engine {
-        let graph = try Graph(network, batchSize: 3)
-        let engine = try Engine(graph: graph, options: .init(threads: 2))
-        var parameters: ParameterSet = [:]
-        for (i, spec) in graph.parameters.enumerated() {
-            parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: 3, stream: UInt64(i)).gaussians(count: spec.count, mean: spec.role == .bias ? 0.05 : 0, std: 0.1))
-        }
-        try engine.setParameters(parameters)
-        return engine
-    }
+    func engine(_ network: Network = BuiltinNetworks.small()) throws -> Engine { try randomEngine(network, batchSize: 3, seed: 3) }
 
     func image(_ engine: Engine, seed: UInt64) -> Tensor {
         let shape = engine.graph.blobs[engine.graph.inputs[0]].shape

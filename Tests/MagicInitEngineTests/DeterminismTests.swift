@@ -35,16 +35,7 @@ import MagicInitCore
 /// ``Engine/saveForward(nodes:)`` keeps exactly what backward-to-data reads: restoring it
 /// after other forward passes gives the same gradients, bit for bit.
 @Suite(.serialized) struct SavedForwardTests {
-    func engine(_ network: Network) throws -> Engine {
-        let graph = try Graph(network, batchSize: 2)
-        let engine = try Engine(graph: graph, options: .init(threads: 2))
-        var parameters: ParameterSet = [:]
-        for (i, spec) in graph.parameters.enumerated() {
-            parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: 4, stream: UInt64(i)).gaussians(count: spec.count, mean: spec.role == .bias ? 0.05 : 0, std: 0.1))
-        }
-        try engine.setParameters(parameters)
-        return engine
-    }
+    func engine(_ network: Network) throws -> Engine { try randomEngine(network, batchSize: 2, seed: 4) }
 
     func gradients(_ engine: Engine) throws -> [Tensor] {
         let output = engine.graph.outputs[0]
@@ -108,4 +99,16 @@ import MagicInitCore
             #expect(restored == values.map { $0 > 0 ? 1 : 0 }, "count \(count)")
         }
     }
+}
+
+/// An engine for `network` with Gaussian weights (std 0.1) and biases (mean 0.05) from `seed`.
+func randomEngine(_ network: Network, batchSize: Int, seed: UInt64) throws -> Engine {
+    let graph = try Graph(network, batchSize: batchSize)
+    let engine = try Engine(graph: graph, options: .init(threads: 2))
+    var parameters: ParameterSet = [:]
+    for (i, spec) in graph.parameters.enumerated() {
+        parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: seed, stream: UInt64(i)).gaussians(count: spec.count, mean: spec.role == .bias ? 0.05 : 0, std: 0.1))
+    }
+    try engine.setParameters(parameters)
+    return engine
 }
