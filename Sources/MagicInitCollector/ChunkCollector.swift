@@ -94,11 +94,12 @@ public final class ChunkCollector {
     ///   - network: the network to initialise (a trailing Softmax is dropped).
     ///   - chunkSize: images per chunk (the engine's batch size).
     ///   - threads: threads to compute on (default: every core). With two or more, two
-    ///     engines of `threads / 2` oneDNN threads each work on different chunks at once:
-    ///     a single-threaded engine per core runs VGG-16 about 10 % faster than one engine
-    ///     splitting each layer over both cores, and the inner products (kept on one
-    ///     thread, see `AffineKernel`) no longer leave a core idle. Each engine holds its
-    ///     own activations and weights (VGG-16 at chunk size 4: about 1.5 GB).
+    ///     engines of `threads / 2` oneDNN threads each work on different chunks at once,
+    ///     so the single-threaded parts (inner products, kept on one thread for
+    ///     determinism, see `AffineKernel`; the statistics between layers) no longer leave
+    ///     a core idle: `scripts/bench-init` with one 2-thread worker went from 97.9 s to
+    ///     89.9 s. Each engine holds its own activations and weights (VGG-16 at chunk
+    ///     size 4: about 1.4 GB more peak memory).
     public init(network: Network, chunkSize: Int, threads: Int? = nil) throws {
         let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
         self.graph = graph
@@ -297,26 +298,25 @@ public final class ChunkCollector {
         let padded = layout.channelBlocks * block
         let a = (0..<padded).map { $0 < layout.channels ? Float(scale[$0]) : 1 }
         let b = (0..<padded).map { $0 < layout.channels ? Float(shift[$0]) : 0 }
-        do {
-            nonisolated(unsafe) let base = x.storage.pointer
-            DispatchQueue.concurrentPerform(iterations: layout.images * layout.channelBlocks) { run in
-                let n = run / layout.channelBlocks, cb = run % layout.channelBlocks
-                let start = base + n * layout.imageStride + cb * layout.blockStride
-                if block == 1 {
-                    let (s, t) = (a[cb], b[cb])
-                    for i in 0..<layout.spatial { start[i] = s * start[i] + t }
-                    return
-                }
-                for lane in stride(from: 0, to: block, by: 8) {
-                    var s = SIMD8<Float>(), t = SIMD8<Float>()
-                    for j in 0..<8 { s[j] = a[cb * block + lane + j]; t[j] = b[cb * block + lane + j] }
-                    for position in 0..<layout.spatial {
-                        let p = UnsafeMutableRawPointer(start + position * block + lane)
-                        p.storeBytes(of: s * p.loadUnaligned(as: SIMD8<Float>.self) + t, as: SIMD8<Float>.self)
-                    }
+        nonisolated(unsafe) let base = x.storage.pointer
+        DispatchQueue.concurrentPerform(iterations: layout.images * layout.channelBlocks) { run in
+            let n = run / layout.channelBlocks, cb = run % layout.channelBlocks
+            let start = base + n * layout.imageStride + cb * layout.blockStride
+            if block == 1 {
+                let (s, t) = (a[cb], b[cb])
+                for i in 0..<layout.spatial { start[i] = s * start[i] + t }
+                return
+            }
+            for lane in stride(from: 0, to: block, by: 8) {
+                var s = SIMD8<Float>(), t = SIMD8<Float>()
+                for j in 0..<8 { s[j] = a[cb * block + lane + j]; t[j] = b[cb * block + lane + j] }
+                for position in 0..<layout.spatial {
+                    let p = UnsafeMutableRawPointer(start + position * block + lane)
+                    p.storeBytes(of: s * p.loadUnaligned(as: SIMD8<Float>.self) + t, as: SIMD8<Float>.self)
                 }
             }
         }
+    }
     }
 
     // MARK: Algorithm 1
