@@ -317,7 +317,6 @@ public final class ChunkCollector {
             }
         }
     }
-    }
 
     // MARK: Algorithm 1
 
