@@ -398,7 +398,7 @@ public final class ChunkCollector {
         }
         let frontier = self.frontier
         let positions = Dictionary(uniqueKeysWithValues: list.enumerated().map { ($1.index, $0) })
-        nonisolated(unsafe) let states = previous
+        let states = previous
         let steps = try forEachChunk(list, chunkDone: chunkDone) { chunk, engine in
             var state = states[positions[chunk.index]!]
             return try self.advance(chunk, state: &state, from: frontier, to: target, on: engine)
@@ -427,7 +427,7 @@ public final class ChunkCollector {
             weightSquares[node.name] = ColumnStatistics.rowSquares(node, weight: replica.parameters[node.parameters[0].key]!, bottomChannels: channels)
         }
         let frontier = self.frontier
-        nonisolated(unsafe) let states = cached ? committed : [:]
+        let states = cached ? committed : [:]
         let measurements = try forEachChunk(requested, chunkDone: chunkDone) { chunk, engine -> NetworkMeasurement in
             let n = chunk.imageCount
             var forward: [String: ForwardStatistics] = [:]
