@@ -277,10 +277,7 @@ public final class ChunkCollector {
     /// the cached blob and the moments of the chunk.
     private static func commit(_ state: inout ChunkState, node: Graph.Node, scale: [Double], shift: [Double]) {
         let top = node.tops[0]
-        if var z = state.blobs.removeValue(forKey: top) {
-            affineInPlace(&z, scale: scale, shift: shift)
-            state.blobs[top] = z
-        }
+        if let z = state.blobs[top] { affineInPlace(z, scale: scale, shift: shift) }
         if let moments = state.layers[node.name]?.outputMoments {
             state.layers[node.name]!.outputMoments = moments.affine(scale: scale, shift: shift)
         }
@@ -292,7 +289,7 @@ public final class ChunkCollector {
     /// `scale[c] · x + shift[c]` (in Float32) per channel of a snapshot, in place, in
     /// whatever layout it holds; channel padding stays zero. `(image, channel block)` runs in
     /// parallel (each element is computed alone, so the split does not change the bits).
-    static func affineInPlace(_ x: inout BlobSnapshot, scale: [Double], shift: [Double]) {
+    static func affineInPlace(_ x: BlobSnapshot, scale: [Double], shift: [Double]) {
         let layout = x.layout, block = layout.block
         // Per padded channel; padding lanes map 0 to 0.
         let padded = layout.channelBlocks * block

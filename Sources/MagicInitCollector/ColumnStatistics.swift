@@ -98,16 +98,16 @@ enum ColumnStatistics {
                     for a in 0..<kh {
                         let (top, bottom) = rows[a]
                         guard top < bottom else { continue }
+                        let rowsOutside = Array(0..<top) + Array(bottom..<h)
                         var outsideRows = SIMD8<Double>()
-                        for y in 0..<top { outsideRows += rowSums[y] }
-                        for y in bottom..<h { outsideRows += rowSums[y] }
+                        for y in rowsOutside { outsideRows += rowSums[y] }
                         for b in 0..<kw {
                             let (left, right) = columns[b]
                             guard left < right else { continue }
                             var outsideColumns = SIMD8<Double>(), corners = SIMD8<Double>()
                             for x in 0..<left { outsideColumns += columnSums[x] }
                             for x in right..<w { outsideColumns += columnSums[x] }
-                            for y in Array(0..<top) + Array(bottom..<h) {
+                            for y in rowsOutside {
                                 for x in 0..<left { corners += square(plane, y, x) }
                                 for x in right..<w { corners += square(plane, y, x) }
                             }

@@ -136,10 +136,7 @@ final class Memory {
             // Large buffers (activations, weights): zero pages mapped and faulted in by one
             // call (MAP_POPULATE), which costs about half as much as faulting them in one
             // page at a time on first write, and needs no zero-fill.
-            guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
-                  region != MAP_FAILED else {
-                throw EngineError.dnnl(status: 1, context: "mapping \(bytes) bytes: \(String(cString: strerror(errno)))")
-            }
+            let region = try Memory.mapPopulated(bytes, for: "a oneDNN buffer")
             do {
                 try check(dnnl_memory_create(&memory, &md, context.engine, region), "wrapping \(bytes) mapped bytes")
             } catch {
@@ -160,6 +157,17 @@ final class Memory {
 
     /// Buffers at least this large are mapped directly (see ``init(_:_:)``).
     static let mappedThreshold = 1 << 20
+
+    /// `bytes` of zero pages, mapped and faulted in by one call (`MAP_POPULATE`); release
+    /// with `munmap`.
+    /// - Throws: ``EngineError/dnnl(status:context:)`` naming `purpose` when mapping fails.
+    static func mapPopulated(_ bytes: Int, for purpose: String) throws -> UnsafeMutableRawPointer {
+        guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+              region != MAP_FAILED else {
+            throw EngineError.dnnl(status: 1, context: "mapping \(bytes) bytes for \(purpose): \(String(cString: strerror(errno)))")
+        }
+        return region
+    }
     /// The mapping this memory owns, unmapped with it.
     private var mapped: (pointer: UnsafeMutableRawPointer, bytes: Int)?
 

@@ -18,11 +18,7 @@ public final class FloatStorage: @unchecked Sendable {
     init(capacity: Int) throws {
         let bytes = max(capacity, 1) * 4
         if bytes >= Memory.mappedThreshold {
-            guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
-                  region != MAP_FAILED else {
-                throw EngineError.dnnl(status: 1, context: "mapping \(bytes) bytes for a snapshot: \(String(cString: strerror(errno)))")
-            }
-            pointer = region.bindMemory(to: Float.self, capacity: max(capacity, 1))
+            pointer = try Memory.mapPopulated(bytes, for: "a snapshot").bindMemory(to: Float.self, capacity: max(capacity, 1))
             mappedBytes = bytes
         } else {
             pointer = .allocate(capacity: max(capacity, 1))
@@ -96,11 +92,7 @@ extension Engine {
     /// channel-blocked (block a multiple of 8) or plain; otherwise with a plain row-major copy
     /// in a scratch buffer (valid only during `body`, as in ``withValue(of:_:)``).
     public func withChannelBlockedValue<R>(of id: Int, _ body: (UnsafePointer<Float>, ChannelBlockedLayout) throws -> R) throws -> R {
-        if let layout = channelBlockedLayout(of: values[id], blob: id) {
-            return try body(UnsafePointer(values[id].floats), layout)
-        }
-        let plain = ChannelBlockedLayout.plain(shape: graph.blobs[id].shape)
-        return try withValue(of: id) { try body($0.baseAddress!, plain) }
+        try withChannelBlocked(values[id], blob: id, slot: "value", body)
     }
 
     /// Like ``withChannelBlockedValue(of:_:)`` for blob `id`'s gradient (after ``backward(weights:)``).
@@ -108,11 +100,18 @@ extension Engine {
         guard let diff = gradientMemory(id) else {
             throw EngineError.missingParameter("gradient of blob \(graph.blobs[id].label) (run backward first)")
         }
-        if let layout = channelBlockedLayout(of: diff, blob: id) {
-            return try body(UnsafePointer(diff.floats), layout)
+        return try withChannelBlocked(diff, blob: id, slot: "gradient", body)
+    }
+
+    /// `memory` (blob `id`'s value or gradient) in place when it is channel-blocked or plain,
+    /// else through ``withPlain(_:blob:slot:_:)``'s scratch reorder.
+    private func withChannelBlocked<R>(_ memory: Memory, blob id: Int, slot: String,
+                                       _ body: (UnsafePointer<Float>, ChannelBlockedLayout) throws -> R) throws -> R {
+        if let layout = channelBlockedLayout(of: memory, blob: id) {
+            return try body(UnsafePointer(memory.floats), layout)
         }
         let plain = ChannelBlockedLayout.plain(shape: graph.blobs[id].shape)
-        return try withGradient(of: id) { try body($0.baseAddress!, plain) }
+        return try withPlain(memory, blob: id, slot: slot) { try body($0.baseAddress!, plain) }
     }
 
     /// A copy of blob `id`'s value, in the engine's own layout when it is channel-blocked or

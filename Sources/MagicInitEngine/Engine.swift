@@ -140,23 +140,6 @@ public final class Engine {
         try Engine.download(values[id], shape: graph.blobs[id].shape, userDesc: nil, context: context, label: graph.blobs[id].label)
     }
 
-    /// ``value(of:)`` written into `storage` when it holds at least as many elements (its
-    /// old content is lost; `storage` is left empty): saves faulting in fresh pages for
-    /// activation-sized arrays. Falls back to a new array otherwise.
-    public func value(of id: Int, reusing storage: inout [Float]) throws -> Tensor {
-        let shape = graph.blobs[id].shape
-        let count = shape.reduce(1, *)
-        guard storage.count >= count else { return try value(of: id) }
-        var data: [Float] = []
-        swap(&data, &storage)
-        data.removeLast(data.count - count)
-        let plain = try plainDesc(shape)
-        try data.withUnsafeMutableBufferPointer { buffer in
-            try Engine.copyOut(values[id], into: buffer.baseAddress!, count: count, as: plain, context: context, label: graph.blobs[id].label)
-        }
-        return Tensor(shape: shape, data: data)
-    }
-
     /// Calls `body` with blob `id`'s value in row-major order, without allocating: the
     /// blob's own buffer when its layout is already plain, else a reorder into one scratch
     /// buffer the engine reuses (valid only during `body`; do not nest these calls).
@@ -180,7 +163,7 @@ public final class Engine {
     private var plainScratch: (buffer: UnsafeMutableRawPointer, bytes: Int)?
     private var plainReorders: [String: (Reorder, Memory)] = [:]
 
-    private func withPlain<R>(_ memory: Memory, blob id: Int, slot: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+    func withPlain<R>(_ memory: Memory, blob id: Int, slot: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         let shape = graph.blobs[id].shape
         let count = shape.reduce(1, *)
         let plain = try plainDesc(shape)
