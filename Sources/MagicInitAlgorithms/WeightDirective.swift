@@ -42,9 +42,13 @@ public enum GaussianWeights {
     /// weight-sized array).
     /// - Precondition: `weights.count == spec.count`.
     public static func fill(_ weights: inout Tensor, spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int = 0) {
+        weights.data.withUnsafeMutableBufferPointer { fill($0, spec: spec, seed: seed, std: std, attempt: attempt) }
+    }
+
+    /// ``fill(_:spec:seed:std:attempt:)`` into a buffer of `spec.count` floats.
+    public static func fill(_ weights: UnsafeMutableBufferPointer<Float>, spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int = 0) {
         precondition(weights.count == spec.count, "\(spec.key) holds \(weights.count) elements, expected \(spec.count)")
-        let philox = generator(spec, seed: seed, attempt: attempt)
-        weights.data.withUnsafeMutableBufferPointer { philox.fillGaussians($0, std: std) }
+        generator(spec, seed: seed, attempt: attempt).fillGaussians(weights, std: std)
     }
 
     /// Overwrites rows `rows` (outermost index `o`) of `weights`, the blob of `spec`, with
@@ -53,15 +57,18 @@ public enum GaussianWeights {
     /// - Precondition: `weights.count == spec.count`, every row in `0 ..< spec.shape[0]`.
     /// - Complexity: O(rows.count · n).
     public static func fillRows(_ rows: [Int], of weights: inout Tensor, spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int) {
-        precondition(weights.count == spec.count, "\(spec.key) holds \(weights.count) elements, expected \(spec.count)")
+        weights.data.withUnsafeMutableBufferPointer { fillRows(rows, of: $0, spec: spec, seed: seed, std: std, attempt: attempt) }
+    }
+
+    /// ``fillRows(_:of:spec:seed:std:attempt:)`` into a buffer of `spec.count` floats.
+    public static func fillRows(_ rows: [Int], of buffer: UnsafeMutableBufferPointer<Float>, spec: ParameterSpec, seed: UInt64, std: Double, attempt: Int) {
+        precondition(buffer.count == spec.count, "\(spec.key) holds \(buffer.count) elements, expected \(spec.count)")
         let philox = generator(spec, seed: seed, attempt: attempt)
         let rowLength = spec.count / max(spec.shape[0], 1)
-        weights.data.withUnsafeMutableBufferPointer { buffer in
-            for row in rows {
-                precondition(row >= 0 && row < spec.shape[0], "row \(row) of \(spec.key) outside 0..<\(spec.shape[0])")
-                let range = (row * rowLength)..<((row + 1) * rowLength)
-                philox.fillGaussians(UnsafeMutableBufferPointer(rebasing: buffer[range]), startingAt: range.lowerBound, std: std)
-            }
+        for row in rows {
+            precondition(row >= 0 && row < spec.shape[0], "row \(row) of \(spec.key) outside 0..<\(spec.shape[0])")
+            let range = (row * rowLength)..<((row + 1) * rowLength)
+            philox.fillGaussians(UnsafeMutableBufferPointer(rebasing: buffer[range]), startingAt: range.lowerBound, std: std)
         }
     }
 

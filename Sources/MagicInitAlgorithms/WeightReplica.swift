@@ -4,20 +4,79 @@ import MagicInitCore
 /// The weights of a network as a plain value, changed only by ``WeightDirective``s. Every
 /// replica (each worker's engine, the coordinator) applies the same directives with this
 /// one piece of code, so all hold bitwise-identical weights.
+///
+/// A replica may keep some weights in *external* storage instead of ``parameters``: a
+/// worker's collector hands it the engine's own buffer of a weight that oneDNN keeps in the
+/// Caffe layout (VGG-16's `fc6.weight`, 411 MB), so the directives change the engine's
+/// weights in place and the worker holds one copy of them, not two.
 public struct WeightReplica: Sendable {
     public let graph: Graph
+    /// Every parameter except the external ones (see ``externalKeys``).
     public private(set) var parameters: ParameterSet
+    /// Weights held outside, by key: `count` floats in the Caffe layout of the key's spec.
+    private let external: [String: ExternalWeights]
+
+    /// A caller-owned buffer that stands for one parameter (see the type's documentation).
+    public struct ExternalWeights: @unchecked Sendable {
+        let buffer: UnsafeMutableBufferPointer<Float>
+        /// - Parameter buffer: must stay valid, and be changed only through this replica,
+        ///   for the replica's lifetime.
+        public init(_ buffer: UnsafeMutableBufferPointer<Float>) { self.buffer = buffer }
+    }
 
     /// Starts with zero weights and biases (BatchNorm as the identity, Scale γ = 1).
-    public init(graph: Graph) {
+    /// - Parameter external: weights kept in caller-owned buffers (set to their starting
+    ///   value here); each must hold exactly its spec's element count.
+    public init(graph: Graph, external: [String: ExternalWeights] = [:]) {
         self.graph = graph
         var parameters: ParameterSet = [:]
         for spec in graph.parameters {
             let one = spec.role == .runningVar || spec.role == .movingAverageFactor
                 || (spec.role == .weight && { if case .scale = graph.nodes[graph.node(named: spec.layer)!].kind { true } else { false } }())
+            if let outside = external[spec.key] {
+                precondition(outside.buffer.count == spec.count, "\(spec.key): external buffer of \(outside.buffer.count) floats, expected \(spec.count)")
+                // Skipped when already at the starting value (fresh engine memory is zero).
+                let start: Float = one ? 1 : 0
+                if outside.buffer.contains(where: { $0 != start }) { outside.buffer.update(repeating: start) }
+                continue
+            }
             parameters[spec.key] = Tensor(shape: spec.shape, repeating: one ? 1 : 0)
         }
         self.parameters = parameters
+        self.external = external
+    }
+
+    /// Keys held in external buffers rather than in ``parameters``.
+    public var externalKeys: Set<String> { Set(external.keys) }
+
+    /// Parameter `key`'s values, wherever they are held (a copy for an external one).
+    public func value(of key: String) -> Tensor? {
+        if let tensor = parameters[key] { return tensor }
+        guard let outside = external[key], let spec = graph.parameters.first(where: { $0.key == key }) else { return nil }
+        return Tensor(shape: spec.shape, data: Array(outside.buffer))
+    }
+
+    /// Every parameter, external ones copied in (for writing the result, not a hot path).
+    public var allParameters: ParameterSet {
+        var all = parameters
+        for key in external.keys { all[key] = value(of: key) }
+        return all
+    }
+
+    /// Runs `body` on weight `key`'s values in place (Caffe layout), wherever they are held.
+    public mutating func withWeights<R>(_ key: String, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        if let outside = external[key] { return try body(outside.buffer) }
+        // Taken out of the dictionary so the storage is uniquely referenced (changed in
+        // place: no second weight-sized array, no fresh pages to fault in).
+        var tensor = parameters.removeValue(forKey: key)!
+        defer { parameters[key] = tensor }
+        return try tensor.data.withUnsafeMutableBufferPointer { try body($0) }
+    }
+
+    /// Read-only access to weight `key`'s values (Caffe layout), wherever they are held.
+    public func withWeights<R>(_ key: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        if let outside = external[key] { return try body(UnsafeBufferPointer(outside.buffer)) }
+        return try parameters[key]!.data.withUnsafeBufferPointer { try body($0) }
     }
 
     /// Applies `directive`; returns the keys it changed.
@@ -30,11 +89,7 @@ public struct WeightReplica: Sendable {
         let biasKey = node.parameters.count > 1 && node.parameters[1].role == .bias ? node.parameters[1].key : nil
         switch directive {
         case .gaussian(_, let seed, let std):
-            // Filled in place: taken out of the dictionary so the storage is uniquely
-            // referenced (no second weight-sized array, no fresh pages to fault in).
-            var weight = parameters.removeValue(forKey: weightSpec.key)!
-            GaussianWeights.fill(&weight, spec: weightSpec, seed: seed, std: std)
-            parameters[weightSpec.key] = weight
+            withWeights(weightSpec.key) { GaussianWeights.fill($0, spec: weightSpec, seed: seed, std: std) }
             if let biasKey { parameters[biasKey] = Tensor(shape: [weightSpec.shape[0]]) }
             return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
         case .redrawRows(_, let rows, let seed, let std, let attempt):
@@ -42,9 +97,7 @@ public struct WeightReplica: Sendable {
                 throw AlgorithmError.badDirective(layer: node.name, reason: "row \(row) out of range")
             }
             // Only the redrawn rows are generated, with the values a full draw gives them.
-            var weight = parameters.removeValue(forKey: weightSpec.key)!
-            GaussianWeights.fillRows(rows, of: &weight, spec: weightSpec, seed: seed, std: std, attempt: attempt)
-            parameters[weightSpec.key] = weight
+            withWeights(weightSpec.key) { GaussianWeights.fillRows(rows, of: $0, spec: weightSpec, seed: seed, std: std, attempt: attempt) }
             if let biasKey { for row in rows { parameters[biasKey]!.data[row] = 0 } }
             return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
         case .affine(_, let rowScale, let columnScale, let shift):
@@ -55,7 +108,11 @@ public struct WeightReplica: Sendable {
             guard spec.shape == value.shape else {
                 throw AlgorithmError.badDirective(layer: node.name, reason: "\(key) needs shape \(describeShape(spec.shape)), got \(describeShape(value.shape))")
             }
-            parameters[key] = value
+            if external[key] != nil {
+                withWeights(key) { buffer in value.data.withUnsafeBufferPointer { _ = buffer.update(fromContentsOf: $0) } }
+            } else {
+                parameters[key] = value
+            }
             return [key]
         }
     }
@@ -75,13 +132,10 @@ public struct WeightReplica: Sendable {
         guard rowScale.count == rows, shift.count == rows, columns.count == bottom[1] else {
             throw AlgorithmError.badDirective(layer: node.name, reason: "affine map with \(rowScale.count) row scales, \(shift.count) shifts, \(columns.count) column scales for \(rows) rows and \(bottom[1]) input channels")
         }
-        // Taken out of the dictionary so it is changed in place; rows (output channels, or
-        // input channels of a deconvolution) in parallel: each element is touched once, so
-        // the result does not depend on the split.
-        var weight = parameters.removeValue(forKey: weightKey)!
-        defer { parameters[weightKey] = weight }
+        // Changed in place; rows (output channels, or input channels of a deconvolution) in
+        // parallel: each element is touched once, so the result does not depend on the split.
         let kind = node.kind, shape = spec.shape
-        weight.data.withUnsafeMutableBufferPointer { buffer in
+        withWeights(weightKey) { buffer in
             nonisolated(unsafe) let w = buffer.baseAddress!
             let scale = { @Sendable (count: Int, factor: Double, base: Int) in
                 for j in base..<(base + count) { w[j] = Float(Double(w[j]) * factor) }

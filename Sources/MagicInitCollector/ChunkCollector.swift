@@ -100,16 +100,26 @@ public final class ChunkCollector {
     ///     a core idle: `scripts/bench-init` with one 2-thread worker went from 97.9 s to
     ///     89.9 s. Each engine holds its own activations and weights (VGG-16 at chunk
     ///     size 4: about 1.4 GB more peak memory).
-    public init(network: Network, chunkSize: Int, threads: Int? = nil) throws {
+    ///   - engineResidentBytes: weights at least this large that oneDNN keeps in the Caffe
+    ///     layout are held only in the engine (see ``WeightReplica``); the default keeps
+    ///     VGG-16's and CaffeNet's `fc6.weight` (411 MB and 151 MB) there.
+    public init(network: Network, chunkSize: Int, threads: Int? = nil, engineResidentBytes: Int = 16 << 20) throws {
         let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
         self.graph = graph
         let total = max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let count = min(total, ChunkCollector.maxEngines)
         engines = try (0..<count).map { _ in try Engine(graph: graph, options: .init(threads: max(1, total / count))) }
-        replica = WeightReplica(graph: graph)
+        // Large weights that oneDNN keeps in the Caffe layout live only in the first
+        // engine's buffer: the replica changes them there (one copy, not two).
+        var external: [String: WeightReplica.ExternalWeights] = [:]
+        for spec in graph.parameters where spec.role == .weight && spec.count * 4 >= engineResidentBytes {
+            if let buffer = engines[0].plainParameterBuffer(spec.key) { external[spec.key] = .init(buffer) }
+        }
+        replica = WeightReplica(graph: graph, external: external)
         lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }
         // A new engine already holds the replica's starting values wherever they are zero.
         try setParameters(replica.parameters.filter { $0.value.data.contains { $0 != 0 } })
+        try syncEngineResident(replica.externalKeys)
     }
 
     /// Engines per collector at most (each costs a copy of the activations and weights).
@@ -118,6 +128,24 @@ public final class ChunkCollector {
     /// Sets parameters on every engine.
     private func setParameters(_ parameters: ParameterSet) throws {
         for engine in engines { try engine.setParameters(parameters) }
+    }
+
+    /// After the replica changed engine-resident weights `keys` in the first engine's
+    /// buffer: that engine rebuilds what it derives from them, the others copy them.
+    private func syncEngineResident(_ keys: Set<String>) throws {
+        for key in keys {
+            engines[0].parameterWritten(key)
+            guard engines.count > 1, let buffer = engines[0].plainParameterBuffer(key) else { continue }
+            for engine in engines.dropFirst() { try engine.setParameter(key, from: UnsafeBufferPointer(buffer)) }
+        }
+    }
+
+    /// Applies `directive` to the replica and uploads what it changed to every engine.
+    private func applyToReplica(_ directive: WeightDirective) throws {
+        let changed = try replica.apply(directive)
+        let resident = replica.externalKeys
+        try setParameters(changed.filter { !resident.contains($0) }.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
+        try syncEngineResident(Set(changed).intersection(resident))
     }
 
     /// `body(chunk, engine)` for every chunk, the engines working in parallel (each on one
@@ -189,7 +217,15 @@ public final class ChunkCollector {
     /// first ran: the layer's weights as they were then, the forward pass from the previous
     /// step, the same affine map.
     private func replayAlgorithm1(_ chunk: Chunk) throws {
-        defer { try? setParameters(replica.parameters) }
+        // The replay writes the weights it runs with into the engine, engine-resident ones
+        // included: those are kept aside and written back (a rare path).
+        let resident = replica.externalKeys.reduce(into: ParameterSet()) { $0[$1] = replica.value(of: $1) }
+        defer {
+            try? setParameters(replica.parameters)
+            for (key, value) in resident {
+                value.data.withUnsafeBufferPointer { try? engine.setParameter(key, from: $0) }
+            }
+        }
         // A scratch replica fed the same directives: at each step it holds the weights the
         // step ran with (a rare path: it costs one more copy of the weights while it runs).
         var scratch = WeightReplica(graph: graph)
@@ -245,8 +281,7 @@ public final class ChunkCollector {
             let nodeIndex = graph.node(named: directive.layer)
             let directivesBefore = directiveLog.count
             if frontier < graph.nodes.count { directiveLog.append(directive) }
-            let changed = try replica.apply(directive)
-            try setParameters(changed.reduce(into: ParameterSet()) { $0[$1] = replica.parameters[$1] })
+            try applyToReplica(directive)
             if case .affine(_, let rowScale, let columnScale, let shift) = directive, let nodeIndex, pending?.node == nodeIndex,
                columnScale.allSatisfy({ $0 == 1 }) {
                 // Take the states out of `pending` so the cached outputs are updated in place.
@@ -284,7 +319,10 @@ public final class ChunkCollector {
     }
 
     /// The weights this replica holds.
-    public var parameters: ParameterSet { replica.parameters }
+    public var parameters: ParameterSet { replica.allParameters }
+
+    /// Weights held only in the first engine's buffer (see `engineResidentBytes` of ``init(network:chunkSize:threads:engineResidentBytes:)``).
+    public var engineResidentKeys: Set<String> { replica.externalKeys }
 
     /// `scale[c] · x + shift[c]` (in Float32) per channel of a snapshot, in place, in
     /// whatever layout it holds; channel padding stays zero. `(image, channel block)` runs in
@@ -421,7 +459,8 @@ public final class ChunkCollector {
         var weightSquares: [String: [Double]] = [:]
         for node in graph.nodes where node.kind.isAffine {
             let channels = graph.blobs[node.bottoms[0]].shape[1]
-            weightSquares[node.name] = ColumnStatistics.rowSquares(node, weight: replica.parameters[node.parameters[0].key]!, bottomChannels: channels)
+            let spec = node.parameters[0]
+            weightSquares[node.name] = replica.withWeights(spec.key) { ColumnStatistics.rowSquares(node, weight: $0, shape: spec.shape, bottomChannels: channels) }
         }
         let frontier = self.frontier
         let states = cached ? committed : [:]

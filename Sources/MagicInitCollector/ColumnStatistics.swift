@@ -19,10 +19,14 @@ enum ColumnStatistics {
     /// - Parameter weight: `(O, C/g, kH, kW)`, `(O, F)`, or deconvolution `(C, O/g, kH, kW)`.
     /// - Returns: one sum per column (`C·kH·kW`, `F`, or `C` for deconvolution).
     static func rowSquares(_ node: Graph.Node, weight: Tensor, bottomChannels: Int) -> [Double] {
-        let w = weight.data
+        weight.data.withUnsafeBufferPointer { rowSquares(node, weight: $0, shape: weight.shape, bottomChannels: bottomChannels) }
+    }
+
+    /// ``rowSquares(_:weight:bottomChannels:)`` of `weight`, a parameter of `shape` in the Caffe layout.
+    static func rowSquares(_ node: Graph.Node, weight w: UnsafeBufferPointer<Float>, shape: [Int], bottomChannels: Int) -> [Double] {
         switch node.kind {
         case .convolution(let p):
-            let o = weight.shape[0], perGroupIn = weight.shape[1], k = p.kernel.h * p.kernel.w
+            let o = shape[0], perGroupIn = shape[1], k = p.kernel.h * p.kernel.w
             let outPerGroup = o / p.groups
             var sums = [Double](repeating: 0, count: bottomChannels * k)
             for row in 0..<o {
@@ -35,7 +39,7 @@ enum ColumnStatistics {
             }
             return sums
         case .innerProduct:
-            let o = weight.shape[0], f = weight.shape[1]
+            let o = shape[0], f = shape[1]
             var sums = [Double](repeating: 0, count: f)
             for row in 0..<o {
                 for j in 0..<f {
@@ -46,7 +50,7 @@ enum ColumnStatistics {
             return sums
         default:
             // Deconvolution (C, O/g, kH, kW): one column per input channel.
-            let c = weight.shape[0], per = weight.count / max(c, 1)
+            let c = shape[0], per = w.count / max(c, 1)
             return (0..<c).map { i in (0..<per).reduce(0.0) { $0 + Double(w[i * per + $1]) * Double(w[i * per + $1]) } }
         }
     }

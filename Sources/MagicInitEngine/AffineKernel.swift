@@ -286,6 +286,15 @@ final class AffineKernel: Kernel {
         }
     }
 
+    override func plainParameterBuffer(_ role: ParameterRole) -> UnsafeMutableBufferPointer<Float>? {
+        guard role == .weight, descEqual(weights.desc, userWeightsDesc) else { return nil }
+        return UnsafeMutableBufferPointer(start: weights.floats, count: weightsShape.reduce(1, *))
+    }
+
+    override func parameterWritten(_ role: ParameterRole) {
+        if role == .weight { backwardDataWeights = nil }
+    }
+
     override func parameter(_ role: ParameterRole) throws -> Tensor {
         switch role {
         case .weight: return try download(weights, shape: weightsShape, userDesc: userWeightsDesc)

@@ -218,6 +218,39 @@ public final class Engine {
         }
     }
 
+    /// The engine's own buffer of parameter `key` when oneDNN keeps it in the Caffe layout
+    /// (row-major, the shape of the parameter spec), e.g. VGG-16's `fc6.weight` (411 MB):
+    /// a caller that keeps its copy of these weights here instead of in a second array
+    /// writes through this pointer and then calls ``parameterWritten(_:)``. `nil` for other
+    /// layouts and unknown keys. Valid while the engine lives; not thread-safe with passes.
+    public func plainParameterBuffer(_ key: String) -> UnsafeMutableBufferPointer<Float>? {
+        guard let spec = graph.parameters.first(where: { $0.key == key }) else { return nil }
+        return kernelByName[spec.layer]?.plainParameterBuffer(spec.role)
+    }
+
+    /// Tells the engine that parameter `key` was written through ``plainParameterBuffer(_:)``:
+    /// copies derived from it (the backward-data layout of the weights) are rebuilt.
+    public func parameterWritten(_ key: String) {
+        guard let spec = graph.parameters.first(where: { $0.key == key }) else { return }
+        kernelByName[spec.layer]?.parameterWritten(spec.role)
+    }
+
+    /// Sets parameter `key` from `values` in the Caffe layout (as ``setParameters(_:)``,
+    /// without a `Tensor`).
+    /// - Throws: ``EngineError/unknownParameter(_:)``, ``EngineError/parameterShape(key:expected:actual:)``.
+    public func setParameter(_ key: String, from values: UnsafeBufferPointer<Float>) throws {
+        guard let spec = graph.parameters.first(where: { $0.key == key }), let kernel = kernelByName[spec.layer] else {
+            throw EngineError.unknownParameter(key)
+        }
+        guard values.count == spec.count else { throw EngineError.parameterShape(key: key, expected: spec.shape, actual: [values.count]) }
+        if let own = kernel.plainParameterBuffer(spec.role) {
+            if UnsafePointer(own.baseAddress) != values.baseAddress { own.baseAddress!.update(from: values.baseAddress!, count: values.count) }
+            kernel.parameterWritten(spec.role)
+        } else {
+            try kernel.setParameter(spec.role, Tensor(shape: spec.shape, data: Array(values)))
+        }
+    }
+
     /// Every parameter, by key, in Caffe layouts.
     public func parameters() throws -> ParameterSet {
         var out: ParameterSet = [:]

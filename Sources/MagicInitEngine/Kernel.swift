@@ -51,6 +51,10 @@ class Kernel {
     func parameterGradient(_ role: ParameterRole) throws -> Tensor {
         throw EngineError.unknownParameter("\(name).\(role.rawValue)")
     }
+    /// The parameter's own buffer when it is held in the user (Caffe) layout; default none.
+    func plainParameterBuffer(_ role: ParameterRole) -> UnsafeMutableBufferPointer<Float>? { nil }
+    /// The parameter's buffer was written directly: drop anything derived from it.
+    func parameterWritten(_ role: ParameterRole) {}
 
     /// `memory` in layout `desc`: itself when it already is, else a reordered copy kept in a
     /// per-`slot` buffer (the reorder primitive and buffer are built once).
