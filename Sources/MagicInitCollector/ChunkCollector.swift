@@ -108,7 +108,9 @@ public final class ChunkCollector {
         self.graph = graph
         let total = max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let count = min(total, ChunkCollector.maxEngines)
-        engines = try (0..<count).map { _ in try Engine(graph: graph, options: .init(threads: max(1, total / count))) }
+        // Two engines allocate at the same time (first snapshots, first backward pass): no
+        // prefaulting, which would make them take turns (see `Engine.Options.prefault`).
+        engines = try (0..<count).map { _ in try Engine(graph: graph, options: .init(threads: max(1, total / count), prefault: count == 1)) }
         // Large weights that oneDNN keeps in the Caffe layout live only in the first
         // engine's buffer: the replica changes them there (one copy, not two).
         var external: [String: WeightReplica.ExternalWeights] = [:]

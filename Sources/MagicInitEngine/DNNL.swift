@@ -98,8 +98,11 @@ final class DNNLContext: @unchecked Sendable {
     /// scratch buffer, so engines in one process may run concurrently (the library-managed
     /// scratchpad is shared between primitives).
     let attributes: dnnl_primitive_attr_t
+    /// Whether large buffers are faulted in when mapped (see ``Memory/map(_:prefault:for:)``).
+    let prefault: Bool
 
-    init() throws {
+    init(prefault: Bool = true) throws {
+        self.prefault = prefault
         var engine: dnnl_engine_t?
         try check(dnnl_engine_create(&engine, dnnl_cpu, 0), "creating the CPU engine")
         var stream: dnnl_stream_t?
@@ -133,10 +136,9 @@ final class Memory {
         var md = desc
         var memory: dnnl_memory_t?
         if bytes >= Memory.mappedThreshold {
-            // Large buffers (activations, weights): zero pages mapped and faulted in by one
-            // call (MAP_POPULATE), which costs about half as much as faulting them in one
-            // page at a time on first write, and needs no zero-fill.
-            let region = try Memory.mapPopulated(bytes, for: "a oneDNN buffer")
+            // Large buffers (activations, weights): zero pages, mapped directly (no zero-fill),
+            // faulted in by the same call when the context says so.
+            let region = try Memory.map(bytes, prefault: context.prefault, for: "a oneDNN buffer")
             do {
                 try check(dnnl_memory_create(&memory, &md, context.engine, region), "wrapping \(bytes) mapped bytes")
             } catch {
@@ -158,11 +160,17 @@ final class Memory {
     /// Buffers at least this large are mapped directly (see ``init(_:_:)``).
     static let mappedThreshold = 1 << 20
 
-    /// `bytes` of zero pages, mapped and faulted in by one call (`MAP_POPULATE`); release
-    /// with `munmap`.
+    /// `bytes` of zero pages, mapped directly; release with `munmap`.
+    ///
+    /// With `prefault` they are faulted in by the same call (`MAP_POPULATE`): on one thread
+    /// that costs about half as much as faulting them in a page at a time on first write.
+    /// But the kernel holds the process's address-space lock while it populates, so two
+    /// threads that map memory at once (two engines of one collector) wait for each other;
+    /// without `prefault` each faults its own pages in on first write, concurrently.
     /// - Throws: ``EngineError/dnnl(status:context:)`` naming `purpose` when mapping fails.
-    static func mapPopulated(_ bytes: Int, for purpose: String) throws -> UnsafeMutableRawPointer {
-        guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0),
+    static func map(_ bytes: Int, prefault: Bool, for purpose: String) throws -> UnsafeMutableRawPointer {
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (prefault ? MAP_POPULATE : 0)
+        guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, flags, -1, 0),
               region != MAP_FAILED else {
             throw EngineError.dnnl(status: 1, context: "mapping \(bytes) bytes for \(purpose): \(String(cString: strerror(errno)))")
         }

@@ -2,9 +2,9 @@ import CDNNL
 import Foundation
 import MagicInitCore
 
-/// Float32 storage of fixed capacity for ``BlobSnapshot``s: mapped with `MAP_POPULATE` when
-/// large (as the engine's own buffers, see ``Memory``), so a chunk's activations cost half
-/// the first-touch time of a fresh array. `count` of the `capacity` floats are in use.
+/// Float32 storage of fixed capacity for ``BlobSnapshot``s: mapped directly when large (as
+/// the engine's own buffers, and prefaulted as they are, see ``Memory/map(_:prefault:for:)``).
+/// `count` of the `capacity` floats are in use.
 ///
 /// Not thread-safe: owned by one collector.
 public final class FloatStorage: @unchecked Sendable {
@@ -15,10 +15,10 @@ public final class FloatStorage: @unchecked Sendable {
     private let mappedBytes: Int?
 
     /// - Throws: ``EngineError/dnnl(status:context:)`` when the memory cannot be mapped.
-    init(capacity: Int) throws {
+    init(capacity: Int, prefault: Bool) throws {
         let bytes = max(capacity, 1) * 4
         if bytes >= Memory.mappedThreshold {
-            pointer = try Memory.mapPopulated(bytes, for: "a snapshot").bindMemory(to: Float.self, capacity: max(capacity, 1))
+            pointer = try Memory.map(bytes, prefault: prefault, for: "a snapshot").bindMemory(to: Float.self, capacity: max(capacity, 1))
             mappedBytes = bytes
         } else {
             pointer = .allocate(capacity: max(capacity, 1))
@@ -122,7 +122,7 @@ extension Engine {
         let shape = graph.blobs[id].shape
         let blocked = channelBlockedLayout(of: memory, blob: id)
         let count = blocked != nil ? memory.byteCount / 4 : shape.reduce(1, *)
-        let target = try storage.flatMap { $0.capacity >= count ? $0 : nil } ?? FloatStorage(capacity: count)
+        let target = try storage.flatMap { $0.capacity >= count ? $0 : nil } ?? FloatStorage(capacity: count, prefault: context.prefault)
         target.count = count
         if blocked != nil {
             target.pointer.update(from: memory.floats, count: count)

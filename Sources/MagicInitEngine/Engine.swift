@@ -19,11 +19,17 @@ public final class Engine {
         public var convolutionAlgorithm: ConvolutionAlgorithm
         /// Whether ``backward(weights:)`` also computes the gradient of the input blobs.
         public var gradientToInputs: Bool
+        /// Whether large buffers (and snapshots) are faulted in as they are mapped
+        /// (`MAP_POPULATE`): faster for a lone engine, but it serialises engines of one
+        /// process that allocate at the same time, so those turn it off.
+        public var prefault: Bool
 
-        public init(threads: Int? = nil, convolutionAlgorithm: ConvolutionAlgorithm = .direct, gradientToInputs: Bool = false) {
+        public init(threads: Int? = nil, convolutionAlgorithm: ConvolutionAlgorithm = .direct, gradientToInputs: Bool = false,
+                    prefault: Bool = true) {
             self.threads = threads
             self.convolutionAlgorithm = convolutionAlgorithm
             self.gradientToInputs = gradientToInputs
+            self.prefault = prefault
         }
     }
 
@@ -79,7 +85,7 @@ public final class Engine {
         if let threads = options.threads { setEngineThreadCount(threads) }
         self.graph = graph
         self.options = options
-        let context = try DNNLContext()
+        let context = try DNNLContext(prefault: options.prefault)
         self.context = context
         var values = [Memory?](repeating: nil, count: graph.blobs.count)
         for id in graph.inputs { values[id] = try Memory(plainDesc(graph.blobs[id].shape), context) }
