@@ -63,6 +63,8 @@ public final class ChunkCollector {
     /// so far, and the forward statistics of every affine layer done so far.
     private struct ChunkState {
         var blobs: [Int: BlobSnapshot] = [:]
+        /// Algorithm 1's affine map of a cached blob, applied as it is restored (see ``commit``).
+        var maps: [Int: (scale: [Double], shift: [Double])] = [:]
         var saved: [SavedForward] = []
         var layers: [String: ForwardStatistics] = [:]
     }
@@ -310,11 +312,15 @@ public final class ChunkCollector {
         frontier = graph.nodes.count
     }
 
-    /// Applies Algorithm 1's affine map `scale[c] · z + shift[c]` to a step's output:
-    /// the cached blob and the moments of the chunk.
+    /// Applies Algorithm 1's affine map `scale[c] · z + shift[c]` to a step's output: to the
+    /// moments of the chunk now, to the cached blob as the next step restores it (one pass
+    /// over the cache instead of two).
     private static func commit(_ state: inout ChunkState, node: Graph.Node, scale: [Double], shift: [Double]) {
         let top = node.tops[0]
-        if let z = state.blobs[top] { affineInPlace(z, scale: scale, shift: shift) }
+        if state.blobs[top] != nil {
+            precondition(state.maps[top] == nil, "a second affine map for one cached blob")
+            state.maps[top] = (scale, shift)
+        }
         if let moments = state.layers[node.name]?.outputMoments {
             state.layers[node.name]!.outputMoments = moments.affine(scale: scale, shift: shift)
         }
@@ -326,30 +332,49 @@ public final class ChunkCollector {
     /// Weights held only in the first engine's buffer (see `engineResidentBytes` of ``init(network:chunkSize:threads:engineResidentBytes:)``).
     public var engineResidentKeys: Set<String> { replica.externalKeys }
 
-    /// `scale[c] · x + shift[c]` (in Float32) per channel of a snapshot, in place, in
-    /// whatever layout it holds; channel padding stays zero. `(image, channel block)` runs in
+    /// Writes a chunk's cached blobs back into `engine`, each through its pending affine map.
+    private static func restore(_ state: ChunkState, on engine: Engine) throws {
+        for (blob, snapshot) in state.blobs {
+            if let map = state.maps[blob] {
+                try engine.restore(snapshot) { source, target, _ in affine(source, into: target, layout: snapshot.layout, scale: map.scale, shift: map.shift) }
+            } else {
+                try engine.restore(snapshot)
+            }
+        }
+    }
+
+    /// `target = scale[c] · source + shift[c]` (in Float32) per channel, both in `layout`
+    /// (they may be the same buffer); channel padding stays zero and whatever lies between
+    /// images or channel blocks is copied as it is. `(image, channel block)` runs in
     /// parallel (each element is computed alone, so the split does not change the bits).
-    static func affineInPlace(_ x: BlobSnapshot, scale: [Double], shift: [Double]) {
-        let layout = x.layout, block = layout.block
+    static func affine(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, layout: ChannelBlockedLayout,
+                       scale: [Double], shift: [Double]) {
+        let block = layout.block
+        let dense = layout.blockStride == layout.spatial * block && layout.imageStride == layout.channelBlocks * layout.blockStride
+        if !dense && UnsafePointer(target) != source {
+            target.update(from: source, count: layout.count)
+            return affine(UnsafePointer(target), into: target, layout: layout, scale: scale, shift: shift)
+        }
         // Per padded channel; padding lanes map 0 to 0.
         let padded = layout.channelBlocks * block
         let a = (0..<padded).map { $0 < layout.channels ? Float(scale[$0]) : 1 }
         let b = (0..<padded).map { $0 < layout.channels ? Float(shift[$0]) : 0 }
-        nonisolated(unsafe) let base = x.storage.pointer
+        nonisolated(unsafe) let source = source, target = target
         DispatchQueue.concurrentPerform(iterations: layout.images * layout.channelBlocks) { run in
             let n = run / layout.channelBlocks, cb = run % layout.channelBlocks
-            let start = base + n * layout.imageStride + cb * layout.blockStride
+            let offset = n * layout.imageStride + cb * layout.blockStride
+            let from = source + offset, to = target + offset
             if block == 1 {
                 let (s, t) = (a[cb], b[cb])
-                for i in 0..<layout.spatial { start[i] = s * start[i] + t }
+                for i in 0..<layout.spatial { to[i] = s * from[i] + t }
                 return
             }
             for lane in stride(from: 0, to: block, by: 8) {
                 var s = SIMD8<Float>(), t = SIMD8<Float>()
                 for j in 0..<8 { s[j] = a[cb * block + lane + j]; t[j] = b[cb * block + lane + j] }
                 for position in 0..<layout.spatial {
-                    let p = UnsafeMutableRawPointer(start + position * block + lane)
-                    p.storeBytes(of: s * p.loadUnaligned(as: SIMD8<Float>.self) + t, as: SIMD8<Float>.self)
+                    let x = UnsafeRawPointer(from + position * block + lane).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(to + position * block + lane).storeBytes(of: s * x + t, as: SIMD8<Float>.self)
                 }
             }
         }
@@ -379,7 +404,7 @@ public final class ChunkCollector {
         if previous < 0 {
             try engine.setInput(padded(chunk.images))
         } else {
-            for snapshot in blobs.values { try engine.restore(snapshot) }
+            try ChunkCollector.restore(ChunkState(blobs: blobs, maps: state?.maps ?? [:]), on: engine)
         }
         var recycled = blobs.values.max { $0.storage.capacity < $1.storage.capacity }?.storage
         blobs = [:]
@@ -471,7 +496,7 @@ public final class ChunkCollector {
             var forward: [String: ForwardStatistics] = [:]
             if cached, let state = states[chunk.index] {
                 for saved in state.saved { engine.restoreForward(saved) }
-                for snapshot in state.blobs.values { try engine.restore(snapshot) }
+                try ChunkCollector.restore(state, on: engine)
                 try engine.forward(nodes: (frontier + 1)..<self.graph.nodes.count)
                 forward = state.layers
             } else {

@@ -132,6 +132,28 @@ extension Engine {
         return BlobSnapshot(blob: id, layout: blocked ?? .plain(shape: shape), storage: target, native: blocked != nil)
     }
 
+    /// Writes `transform` of a snapshot back into its blob: `transform(source, target,
+    /// count)` must write all `count` floats of `target` (in ``BlobSnapshot/layout``) from
+    /// `source` (say, a per-channel affine map, so the map costs no pass of its own). The
+    /// snapshot itself is left as it is.
+    /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
+    public func restore(_ snapshot: BlobSnapshot,
+                        through transform: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) throws {
+        let memory = values[snapshot.blob]
+        guard snapshot.native else {
+            // Plain snapshot of an exotic layout: transformed into a copy, then reordered.
+            let copy = try FloatStorage(capacity: snapshot.storage.count, prefault: context.prefault)
+            copy.count = snapshot.storage.count
+            transform(snapshot.storage.pointer, copy.pointer, copy.count)
+            return try restore(BlobSnapshot(blob: snapshot.blob, layout: snapshot.layout, storage: copy, native: false))
+        }
+        guard snapshot.storage.count * 4 == memory.byteCount else {
+            let blob = graph.blobs[snapshot.blob]
+            throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [snapshot.storage.count])
+        }
+        transform(snapshot.storage.pointer, memory.floats, snapshot.storage.count)
+    }
+
     /// Writes a snapshot back into its blob.
     /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
     public func restore(_ snapshot: BlobSnapshot) throws {
