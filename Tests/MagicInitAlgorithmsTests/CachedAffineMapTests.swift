@@ -1,0 +1,47 @@
+import Testing
+@testable import MagicInitCollector
+import MagicInitCore
+
+/// Algorithm 1's per-channel affine map of a cached blob, applied while it is copied back
+/// into the engine: every real element mapped, channel padding kept at zero, anything
+/// between images or blocks copied unchanged, in place and out of place alike.
+@Suite struct CachedAffineMapTests {
+    @Test(arguments: [(8, 0, 0), (16, 0, 0), (8, 24, 40), (1, 0, 0), (1, 8, 0)])
+    func test_affine_mapsEveryElementAndKeepsPaddingAndSlack(block: Int, blockSlack: Int, imageSlack: Int) {
+        let channels = 13, spatial = 7, images = 3
+        let blocks = (channels + block - 1) / block
+        let blockStride = spatial * block + blockSlack
+        let layout = ChannelBlockedLayout(images: images, channels: channels, spatial: spatial, block: block,
+                                          imageStride: blocks * blockStride + imageSlack, blockStride: blockStride)
+        let scale = (0..<channels).map { 0.5 + Double($0) / 7 }, shift = (0..<channels).map { Double($0) / 3 - 2 }
+        var source = (0..<layout.count).map { Float($0 % 97) / 9 - 5 }
+        var isReal = [Bool](repeating: false, count: layout.count)
+        for n in 0..<images {
+            for c in 0..<blocks * block {
+                for s in 0..<spatial {
+                    let o = layout.offset(image: n, channel: c, position: s)
+                    if c < channels { isReal[o] = true } else { source[o] = 0 }
+                }
+            }
+        }
+        var outOfPlace = [Float](repeating: .nan, count: layout.count)
+        source.withUnsafeBufferPointer { s in
+            outOfPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift) }
+        }
+        var inPlace = source
+        inPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(UnsafePointer($0.baseAddress!), into: $0.baseAddress!, layout: layout, scale: scale, shift: shift) }
+        #expect(inPlace.map(\.bitPattern) == outOfPlace.map(\.bitPattern))
+        var wrong = 0
+        for n in 0..<images {
+            for c in 0..<channels {
+                for s in 0..<spatial {
+                    let o = layout.offset(image: n, channel: c, position: s)
+                    if outOfPlace[o] != Float(scale[c]) * source[o] + Float(shift[c]) { wrong += 1 }
+                }
+            }
+        }
+        #expect(wrong == 0, "\(wrong) elements mapped wrongly")
+        let others = (0..<layout.count).filter { !isReal[$0] }
+        #expect(others.allSatisfy { outOfPlace[$0].bitPattern == source[$0].bitPattern }, "padding or slack changed")
+    }
+}
