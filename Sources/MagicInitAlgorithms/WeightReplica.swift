@@ -17,6 +17,7 @@ public struct WeightReplica: Sendable {
     private let external: [String: ExternalWeights]
 
     /// A caller-owned buffer that stands for one parameter (see the type's documentation).
+    /// Copies of a replica share it, so only one of them may apply directives.
     public struct ExternalWeights: @unchecked Sendable {
         let buffer: UnsafeMutableBufferPointer<Float>
         /// - Parameter buffer: must stay valid, and be changed only through this replica,
@@ -64,6 +65,7 @@ public struct WeightReplica: Sendable {
     }
 
     /// Runs `body` on weight `key`'s values in place (Caffe layout), wherever they are held.
+    /// - Precondition: `key` is a parameter of the graph.
     public mutating func withWeights<R>(_ key: String, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         if let outside = external[key] { return try body(outside.buffer) }
         // Taken out of the dictionary so the storage is uniquely referenced (changed in
@@ -74,6 +76,7 @@ public struct WeightReplica: Sendable {
     }
 
     /// Read-only access to weight `key`'s values (Caffe layout), wherever they are held.
+    /// - Precondition: `key` is a parameter of the graph.
     public func withWeights<R>(_ key: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         if let outside = external[key] { return try body(UnsafeBufferPointer(outside.buffer)) }
         return try parameters[key]!.data.withUnsafeBufferPointer { try body($0) }

@@ -116,7 +116,8 @@ struct MICoordinator: AsyncParsableCommand {
         let input = try ModelInput.load(builtin: network, model: model)
         let net = input.network
         let outputPath = output ?? "out/\(input.name).safetensors"
-        let reportPath = report ?? URL(fileURLWithPath: outputPath).deletingPathExtension().path + ".report.json"
+        // Relative stays relative, so the paths printed at the end read alike.
+        let reportPath = report ?? (outputPath as NSString).deletingPathExtension + ".report.json"
         let graph = try Graph(net)
         let inputShape = Array(graph.blobs[graph.inputs[0]].shape.dropFirst())
         guard URL(fileURLWithPath: outputPath).standardized.path != URL(fileURLWithPath: reportPath).standardized.path else {
@@ -137,6 +138,9 @@ struct MICoordinator: AsyncParsableCommand {
         let loadStart = clock.now
         let options = algorithm.initOptions
         let plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
+        if !plan.skipped.isEmpty {
+            log("[coordinator] using \(plan.loaded.count) of the \(paths.count) image(s): \(plan.skipped.count) could not be decoded")
+        }
         let effectiveChunk = min(chunkSize, plan.loaded.count)
         if let dumpInputs {
             try MICoordinator.checkWritable(dumpInputs, flag: "--dump-inputs")
