@@ -112,7 +112,10 @@ public final class ChunkCollector {
         let count = min(total, ChunkCollector.maxEngines)
         // Two engines allocate at the same time (first snapshots, first backward pass): no
         // prefaulting, which would make them take turns (see `Engine.Options.prefault`).
-        engines = try (0..<count).map { _ in try Engine(graph: graph, options: .init(threads: max(1, total / count), prefault: count == 1)) }
+        // The second engine uses the first one's weight buffers.
+        let options = Engine.Options(threads: max(1, total / count), prefault: count == 1)
+        let first = try Engine(graph: graph, options: options)
+        engines = try [first] + (1..<count).map { _ in try Engine(graph: graph, options: options, sharingWeightsOf: first) }
         // Large weights that oneDNN keeps in the Caffe layout live only in the first
         // engine's buffer: the replica changes them there (one copy, not two).
         var external: [String: WeightReplica.ExternalWeights] = [:]
@@ -129,9 +132,12 @@ public final class ChunkCollector {
     /// Engines per collector at most (each costs a copy of the activations and weights).
     static let maxEngines = 2
 
-    /// Sets parameters on every engine.
+    /// Sets parameters on every engine (once for weights the engines share).
     private func setParameters(_ parameters: ParameterSet) throws {
-        for engine in engines { try engine.setParameters(parameters) }
+        try engines[0].setParameters(parameters)
+        for engine in engines.dropFirst() {
+            try engine.setParameters(parameters.filter { !engine.sharesParameter($0.key) })
+        }
     }
 
     /// After the replica changed engine-resident weights `keys` in the first engine's
@@ -229,6 +235,7 @@ public final class ChunkCollector {
             for (key, value) in resident {
                 value.data.withUnsafeBufferPointer { try? engine.setParameter(key, from: $0) }
             }
+            try? syncEngineResident(Set(resident.keys))
         }
         // A scratch replica fed the same directives: at each step it holds the weights the
         // step ran with (a rare path: it costs one more copy of the weights while it runs).

@@ -29,7 +29,10 @@ final class AffineKernel: Kernel {
     /// Convolution geometry for oneDNN: strides, dilations (d − 1), left and right padding.
     private let geometry: (strides: [Int], dilates: [Int], padL: [Int], padR: [Int])
 
-    init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext, algorithm: ConvolutionAlgorithm) throws {
+    /// - Parameter sharing: the same node's kernel in another engine built alike: its weight
+    ///   and bias buffers are used rather than new ones (when oneDNN chose the same layouts).
+    init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext, algorithm: ConvolutionAlgorithm,
+         sharing: AffineKernel? = nil) throws {
         let x = graph.blobs[node.bottoms[0]].shape
         let y = graph.blobs[node.tops[0]].shape
         let hasBias: Bool
@@ -124,8 +127,18 @@ final class AffineKernel: Kernel {
                 return try Primitive(opDesc: &d, hint: nil, context, opName)
             }
         }
-        weights = try Memory(forwardPrimitive.md(dnnl_query_weights_md), context)
-        bias = hasBias ? try Memory(biasDesc, context) : nil
+        let weightsDesc = try forwardPrimitive.md(dnnl_query_weights_md)
+        if let sharing, descEqual(sharing.weights.desc, weightsDesc), (sharing.bias == nil) == !hasBias {
+            weights = try Memory(sharing: sharing.weights, context)
+            bias = try sharing.bias.map { try Memory(sharing: $0, context) }
+            weightsVersion = sharing.weightsVersion
+            sharesWeights = true
+        } else {
+            weights = try Memory(weightsDesc, context)
+            bias = hasBias ? try Memory(biasDesc, context) : nil
+            weightsVersion = WeightsVersion()
+            sharesWeights = false
+        }
         super.init(base: node, graph: graph, bottoms: bottoms, context: context)
         let output = try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)
         outputView = output
@@ -171,8 +184,16 @@ final class AffineKernel: Kernel {
         try body()
     }
 
-    /// ``weights`` in backward-data's layout; `nil` after the weights change.
-    private var backwardDataWeights: Memory?
+    /// ``weights`` in backward-data's layout, and the ``weightsVersion`` it was made from.
+    private var backwardDataWeights: (memory: Memory, version: Int)?
+
+    /// Counts writes to ``weights``; shared by the kernels of engines that share the buffer,
+    /// so a write through any of them renews every backward-data copy.
+    final class WeightsVersion: @unchecked Sendable { var value = 0 }
+    private let weightsVersion: WeightsVersion
+
+    /// Whether this kernel uses another engine's weight buffer.
+    let sharesWeights: Bool
 
     /// Backward to data needs only the weights.
     override var backwardReads: [(Memory, SavedEncoding)] { [] }
@@ -256,10 +277,10 @@ final class AffineKernel: Kernel {
         if let sink = sinkView, let backwardData {
             let diffDst = try adapt(diffView!, to: backwardData.md(dnnl_query_diff_dst_md), slot: "bwd-data diff_dst")
             // The weights in backward-data's layout: reordered once per weight change, not per pass.
-            if backwardDataWeights == nil {
-                backwardDataWeights = try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights")
+            if backwardDataWeights?.version != weightsVersion.value {
+                backwardDataWeights = (try adapt(weights, to: backwardData.md(dnnl_query_weights_md), slot: "bwd-data weights"), weightsVersion.value)
             }
-            let w = backwardDataWeights!
+            let w = backwardDataWeights!.memory
             try produce(into: sink, as: backwardData.md(dnnl_query_diff_src_md), slot: "diff_src") { out in
                 try backwardData.execute([(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, w), (DNNL_ARG_DIFF_SRC, out)], context)
             }
@@ -278,7 +299,7 @@ final class AffineKernel: Kernel {
         switch role {
         case .weight:
             try upload(value, into: weights, userDesc: userWeightsDesc, slot: "weights")
-            backwardDataWeights = nil
+            weightsVersion.value += 1
         case .bias:
             guard let bias else { return try super.setParameter(role, value) }
             try upload(value, into: bias, slot: "bias")
@@ -292,7 +313,7 @@ final class AffineKernel: Kernel {
     }
 
     override func parameterWritten(_ role: ParameterRole) {
-        if role == .weight { backwardDataWeights = nil }
+        if role == .weight { weightsVersion.value += 1 }
     }
 
     override func parameter(_ role: ParameterRole) throws -> Tensor {

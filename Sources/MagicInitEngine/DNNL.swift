@@ -199,6 +199,17 @@ final class Memory {
         owner = nil
     }
 
+    /// `base`'s buffer, same layout, for use by another engine's primitives (`context`);
+    /// keeps `base` alive.
+    init(sharing base: Memory, _ context: DNNLContext) throws {
+        var md = base.desc
+        var memory: dnnl_memory_t?
+        try check(dnnl_memory_create(&memory, &md, context.engine, base.dataPointer), "sharing a buffer between engines")
+        handle = memory!
+        desc = base.desc
+        owner = base
+    }
+
     deinit {
         dnnl_memory_destroy(handle)
         if let mapped { munmap(mapped.pointer, mapped.bytes) }

@@ -112,3 +112,57 @@ func randomEngine(_ network: Network, batchSize: Int, seed: UInt64) throws -> En
     try engine.setParameters(parameters)
     return engine
 }
+
+/// A second engine may use the first one's weight buffers (`sharingWeightsOf`): both then
+/// compute with whatever weights were set last through either, and a backward pass after a
+/// change never uses a stale backward-data copy of the old weights.
+@Suite(.serialized) struct SharedWeightsTests {
+    func parameters(_ graph: Graph, seed: UInt64) -> ParameterSet {
+        var parameters: ParameterSet = [:]
+        for (i, spec) in graph.parameters.enumerated() {
+            parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: seed, stream: UInt64(i)).gaussians(count: spec.count, std: 0.1))
+        }
+        return parameters
+    }
+
+    /// Every value and gradient after a forward and backward pass over a fixed input.
+    func pass(_ engine: Engine) throws -> [UInt32] {
+        let graph = engine.graph
+        let input = graph.blobs[graph.inputs[0]].shape
+        try engine.setInput(Tensor(shape: input, data: Philox(seed: 1, stream: 0).gaussians(count: input.reduce(1, *))))
+        try engine.forward()
+        let output = graph.outputs[0], shape = graph.blobs[output].shape
+        try engine.setGradient(Tensor(shape: shape, data: Philox(seed: 2, stream: 0).gaussians(count: shape.reduce(1, *))), of: output)
+        try engine.backward(weights: false)
+        return try graph.blobs.indices.dropFirst().flatMap { try engine.value(of: $0).data + engine.gradient(of: $0).data }.map(\.bitPattern)
+    }
+
+    @Test func test_sharedWeights_followEveryWriteAndRenewBackwardCopies() throws {
+        let graph = try Graph(BuiltinNetworks.small(), batchSize: 2)
+        let first = try Engine(graph: graph, options: .init(threads: 1))
+        let second = try Engine(graph: graph, options: .init(threads: 1), sharingWeightsOf: first)
+        let affine = graph.parameters.filter { spec in graph.nodes.first { $0.name == spec.layer }!.kind.isAffine }
+        #expect(!affine.isEmpty && affine.allSatisfy { second.sharesParameter($0.key) && !first.sharesParameter($0.key) })
+        let (a, b) = (parameters(graph, seed: 7), parameters(graph, seed: 8))
+        try first.setParameters(a)
+        try second.setParameters(a.filter { !second.sharesParameter($0.key) })
+        // A lone engine with the same weights gives the reference bits.
+        func reference(_ p: ParameterSet) throws -> [UInt32] {
+            let lone = try Engine(graph: graph, options: .init(threads: 1))
+            try lone.setParameters(p)
+            return try pass(lone)
+        }
+        let withA = try reference(a), withB = try reference(b)
+        #expect(withA != withB)
+        #expect(try pass(first) == withA)
+        #expect(try pass(second) == withA)
+        // New weights written through the second engine reach the first, whose backward
+        // pass (it built its backward-data copies with `a`) must use them.
+        try second.setParameters(b)
+        #expect(try pass(first) == withB)
+        #expect(try pass(second) == withB)
+        for spec in affine {
+            #expect(try first.parameterValue(spec.key).data == b[spec.key]!.data, "\(spec.key)")
+        }
+    }
+}
