@@ -45,6 +45,10 @@ public actor ClusterStatisticsSource: StatisticsSource {
         var lastHeard: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
         var chunks: Set<Int> = []
+        /// Joined after the first request: it has the weights (the directive log) but not
+        /// Algorithm 1's per-step history, so it cannot rebuild a chunk's cached state bit
+        /// for bit as the workers present from the start do.
+        var late = false
     }
 
     public nonisolated let graph: Graph
@@ -123,7 +127,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
     private func admit(_ peer: PeerID, host: String, threads: Int) throws {
         let index = nextWorkerIndex
         nextWorkerIndex += 1
-        workers[peer] = Worker(peer: peer, index: index, host: host, threads: threads, lastHeard: clock.now, lastSent: clock.now)
+        workers[peer] = Worker(peer: peer, index: index, host: host, threads: threads, lastHeard: clock.now, lastSent: clock.now, late: step > 0)
         try send(.welcome(workerIndex: index, heartbeatIntervalMilliseconds: Int(settings.heartbeatInterval / .milliseconds(1)),
                           livenessHeartbeats: settings.livenessInHeartbeats), to: peer)
         try send(.configure(configuration), to: peer)
@@ -239,8 +243,15 @@ public actor ClusterStatisticsSource: StatisticsSource {
             traffic.lostWorkers.append("\(worker.index) (\(worker.host))")
             log("[coordinator] worker \(worker.index) silent for \(Int((clock.now - worker.lastHeard) / .seconds(1))) s: lost; reassigning chunk(s) \(worker.chunks.sorted().map(String.init).joined(separator: ","))")
             guard !workers.isEmpty else { throw ClusterError.allWorkersLost(step: current) }
+            // Workers present from the start replay Algorithm 1 for an adopted chunk and give
+            // the bits of an undisturbed run; a late one is used only when none is left.
+            var heirs = workers.values.filter { !$0.late }
+            if heirs.isEmpty {
+                heirs = Array(workers.values)
+                log("[coordinator] only workers that joined mid-run are left: they compute the adopted chunks afresh from the current weights (the same statistics up to float rounding, so the last bits of the result may differ from an undisturbed run)")
+            }
             for chunk in worker.chunks.sorted() {
-                let target = workers.values.min { ($0.chunks.count, $0.index) < ($1.chunks.count, $1.index) }!.peer
+                let target = heirs.min { (workers[$0.peer]!.chunks.count, $0.index) < (workers[$1.peer]!.chunks.count, $1.index) }!.peer
                 try give([chunk], to: target)
                 if !answered.contains(chunk) {
                     try send(.request(step: current, kind: kind, chunks: [chunk], directiveCount: directiveLog.count), to: target)

@@ -271,7 +271,10 @@ public final class ChunkCollector {
     /// forward pass (see the type's documentation).
     private func forwardCached(for requested: [Chunk], weightGradients: Bool) -> Bool {
         guard !weightGradients, let lastAffine, frontier == lastAffine, pending == nil else { return false }
-        return requested.allSatisfy { committed[$0.index] != nil }
+        // Every affine layer's forward statistics must be there: a worker that joined
+        // mid-run computed only the later steps for its chunks.
+        let affine = graph.nodes.filter { $0.kind.isAffine }.map(\.name)
+        return requested.allSatisfy { chunk in committed[chunk.index].map { state in affine.allSatisfy { state.layers[$0] != nil } } ?? false }
     }
 
     /// Bytes of Algorithm 1 state held (cached blobs and saved backward inputs).

@@ -31,8 +31,8 @@ import MagicInitTransport
     }
 
     /// Runs the whole initialisation over `workers` in-process workers; `killAfter` makes
-    /// worker 0 vanish after that many replies.
-    static func clusterRun(workers: Int, killAfter: Int? = nil) async throws -> ParameterSet {
+    /// worker 0 vanish after that many replies, and `lateJoiner` starts a new worker then.
+    static func clusterRun(workers: Int, killAfter: Int? = nil, lateJoiner: Bool = false) async throws -> ParameterSet {
         let hub = InProcessHub()
         let plan = try plan()
         var settings = ClusterStatisticsSource.Settings()
@@ -40,16 +40,18 @@ import MagicInitTransport
         settings.livenessInHeartbeats = 6
         let source = try ClusterStatisticsSource(transport: hub.makeRouter(), network: BuiltinNetworks.small(), configuration: configuration(),
                                                  chunks: plan.assignments, runID: 7, settings: settings, log: { _ in })
-        var threads: [Thread] = []
-        for i in 0..<workers {
-            let dealer = hub.makeDealer(identity: Array("worker-\(i)".utf8))
-            var workerSettings = WorkerSession.Settings(threads: 1, host: "in-process \(i)")
+        @Sendable func startWorker(_ name: String, vanishAfter: Int?, then: @escaping @Sendable () -> Void = {}) {
+            let dealer = hub.makeDealer(identity: Array(name.utf8))
+            var workerSettings = WorkerSession.Settings(threads: 1, host: "in-process \(name)")
             workerSettings.coordinatorTimeout = .seconds(30)
             let session = WorkerSession(transport: dealer, settings: workerSettings, log: { _ in })
-            if i == 0, let killAfter { session.vanishAfterReplies(killAfter) { hub.kill(PeerID(Array("worker-\(i)".utf8))) } }
-            let thread = Thread { _ = try? session.run() }
-            thread.start()
-            threads.append(thread)
+            if let vanishAfter { session.vanishAfterReplies(vanishAfter) { hub.kill(PeerID(Array(name.utf8))); then() } }
+            Thread { _ = try? session.run() }.start()
+        }
+        for i in 0..<workers {
+            startWorker("worker-\(i)", vanishAfter: i == 0 ? killAfter : nil) {
+                if lateJoiner { startWorker("worker-late", vanishAfter: nil) }
+            }
         }
         try await source.start(expectedWorkers: workers)
         let (parameters, _) = try await Initializer(options: options).run(source, images: plan.loaded.count)
@@ -86,6 +88,16 @@ import MagicInitTransport
     func test_workerVanishesMidRun_chunksReassigned_weightsBitwiseIdentical(killAfter: Int) async throws {
         let local = try await Self.localRun()
         let cluster = try await Self.clusterRun(workers: 2, killAfter: killAfter)
+        #expect(Self.differingKeys(local, cluster).isEmpty, "parameters differ: \(Self.differingKeys(local, cluster))")
+    }
+
+    /// As above, with a new worker joining as worker 0 vanishes: it holds the weights but
+    /// not Algorithm 1's history, so the chunks go to the worker present from the start
+    /// (given to the newcomer they crashed it in Algorithm 2, or changed the last bits).
+    @Test(arguments: [5, 11])
+    func test_workerVanishesAndANewOneJoins_weightsBitwiseIdentical(killAfter: Int) async throws {
+        let local = try await Self.localRun()
+        let cluster = try await Self.clusterRun(workers: 2, killAfter: killAfter, lateJoiner: true)
         #expect(Self.differingKeys(local, cluster).isEmpty, "parameters differ: \(Self.differingKeys(local, cluster))")
     }
 }
