@@ -282,7 +282,16 @@ public actor ClusterStatisticsSource: StatisticsSource {
 
     private func send(_ message: WireMessage, to peer: PeerID) throws {
         let bytes = WireCodec.encode(WireEnvelope(runID: runID, message: message))
-        try transport.send(bytes, to: peer)
+        do {
+            try transport.send(bytes, to: peer)
+        } catch TransportError.unroutable where workers[peer] != nil {
+            // The worker's connection is gone (killed, or its machine went away): it is
+            // declared lost at the next liveness check, like a silent one, and its chunks
+            // are handed on; the run does not end on the transport's error.
+            log("[coordinator] worker \(workers[peer]!.index) (\(workers[peer]!.host)) is no longer connected")
+            workers[peer]!.lastHeard = clock.now - settings.heartbeatInterval * (settings.livenessInHeartbeats + 1)
+            return
+        }
         traffic.bytesSent += bytes.count
         workers[peer]?.lastSent = clock.now
     }

@@ -32,7 +32,7 @@ import MagicInitTransport
 
     /// Runs the whole initialisation over `workers` in-process workers; `killAfter` makes
     /// worker 0 vanish after that many replies, and `lateJoiner` starts a new worker then.
-    static func clusterRun(workers: Int, killAfter: Int? = nil, lateJoiner: Bool = false) async throws -> ParameterSet {
+    static func clusterRun(workers: Int, killAfter: Int? = nil, lateJoiner: Bool = false, killAllAfter: Int? = nil) async throws -> ParameterSet {
         let hub = InProcessHub()
         let plan = try plan()
         var settings = ClusterStatisticsSource.Settings()
@@ -49,7 +49,7 @@ import MagicInitTransport
             Thread { _ = try? session.run() }.start()
         }
         for i in 0..<workers {
-            startWorker("worker-\(i)", vanishAfter: i == 0 ? killAfter : nil) {
+            startWorker("worker-\(i)", vanishAfter: killAllAfter ?? (i == 0 ? killAfter : nil)) {
                 if lateJoiner { startWorker("worker-late", vanishAfter: nil) }
             }
         }
@@ -89,6 +89,19 @@ import MagicInitTransport
         let local = try await Self.localRun()
         let cluster = try await Self.clusterRun(workers: 2, killAfter: killAfter)
         #expect(Self.differingKeys(local, cluster).isEmpty, "parameters differ: \(Self.differingKeys(local, cluster))")
+    }
+
+    /// Every worker vanishes mid-run: the run ends with the cluster's own error (nothing to
+    /// write), not with the transport's complaint about a peer that is gone.
+    @Test func test_everyWorkerVanishes_runFailsWithAllWorkersLost() async throws {
+        do {
+            _ = try await Self.clusterRun(workers: 2, killAllAfter: 3)
+            Issue.record("the run finished without workers")
+        } catch let error as ClusterError {
+            guard case .allWorkersLost = error else { Issue.record("unexpected error: \(error)"); return }
+        } catch {
+            Issue.record("not a ClusterError: \(error)")
+        }
     }
 
     /// As above, with a new worker joining as worker 0 vanishes: it holds the weights but
