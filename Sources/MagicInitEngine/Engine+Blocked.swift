@@ -139,38 +139,40 @@ extension Engine {
     /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
     public func restore(_ snapshot: BlobSnapshot,
                         through transform: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) throws {
-        let memory = values[snapshot.blob]
-        guard snapshot.native else {
-            // Plain snapshot of an exotic layout: transformed into a copy, then reordered.
-            let copy = try FloatStorage(capacity: snapshot.storage.count, prefault: context.prefault)
-            copy.count = snapshot.storage.count
-            transform(snapshot.storage.pointer, copy.pointer, copy.count)
-            return try restore(BlobSnapshot(blob: snapshot.blob, layout: snapshot.layout, storage: copy, native: false))
-        }
-        guard snapshot.storage.count * 4 == memory.byteCount else {
-            let blob = graph.blobs[snapshot.blob]
-            throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [snapshot.storage.count])
-        }
-        transform(snapshot.storage.pointer, memory.floats, snapshot.storage.count)
+        try withoutActuallyEscaping(transform) { try restore(snapshot, transform: $0) }
     }
 
     /// Writes a snapshot back into its blob.
     /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
     public func restore(_ snapshot: BlobSnapshot) throws {
+        try restore(snapshot, transform: nil)
+    }
+
+    /// Both restores: a native snapshot is copied (or transformed) straight into the blob's
+    /// buffer; a plain one is reordered into it (after transforming it into a copy).
+    private func restore(_ snapshot: BlobSnapshot,
+                         transform: ((UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void)?) throws {
         let memory = values[snapshot.blob]
         let blob = graph.blobs[snapshot.blob]
+        let count = snapshot.storage.count
         if snapshot.native {
-            guard snapshot.storage.count * 4 == memory.byteCount else {
-                throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [snapshot.storage.count])
+            guard count * 4 == memory.byteCount else {
+                throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [count])
             }
-            memory.floats.update(from: snapshot.storage.pointer, count: snapshot.storage.count)
-        } else {
-            guard snapshot.storage.count == blob.shape.reduce(1, *) else {
-                throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [snapshot.storage.count])
-            }
-            let plain = try plainDesc(blob.shape)
-            let user = try Memory(wrapping: UnsafeMutableRawPointer(snapshot.storage.pointer), desc: plain, context)
-            try Reorder(from: plain, to: memory.desc, context, "restore of \(blob.label)").run(user, memory, context)
+            if let transform { transform(snapshot.storage.pointer, memory.floats, count) } else { memory.floats.update(from: snapshot.storage.pointer, count: count) }
+            return
         }
+        guard count == blob.shape.reduce(1, *) else {
+            throw EngineError.blobShape(blob: blob.label, expected: blob.shape, actual: [count])
+        }
+        var source = snapshot.storage
+        if let transform {
+            source = try FloatStorage(capacity: count, prefault: context.prefault)
+            source.count = count
+            transform(snapshot.storage.pointer, source.pointer, count)
+        }
+        let plain = try plainDesc(blob.shape)
+        let user = try Memory(wrapping: UnsafeMutableRawPointer(source.pointer), desc: plain, context)
+        try Reorder(from: plain, to: memory.desc, context, "restore of \(blob.label)").run(user, memory, context)
     }
 }

@@ -230,36 +230,38 @@ public final class Engine {
         }
     }
 
+    /// Parameter `key`'s spec and the kernel of its layer; `nil` for an unknown key.
+    private func parameterKernel(_ key: String) -> (spec: ParameterSpec, kernel: Kernel)? {
+        guard let spec = graph.parameters.first(where: { $0.key == key }), let kernel = kernelByName[spec.layer] else { return nil }
+        return (spec, kernel)
+    }
+
     /// The engine's own buffer of parameter `key` when oneDNN keeps it in the Caffe layout
     /// (row-major, the shape of the parameter spec), e.g. VGG-16's `fc6.weight` (411 MB):
     /// a caller that keeps its copy of these weights here instead of in a second array
     /// writes through this pointer and then calls ``parameterWritten(_:)``. `nil` for other
     /// layouts and unknown keys. Valid while the engine lives; not thread-safe with passes.
     public func plainParameterBuffer(_ key: String) -> UnsafeMutableBufferPointer<Float>? {
-        guard let spec = graph.parameters.first(where: { $0.key == key }) else { return nil }
-        return kernelByName[spec.layer]?.plainParameterBuffer(spec.role)
+        parameterKernel(key).flatMap { $0.kernel.plainParameterBuffer($0.spec.role) }
     }
 
     /// Whether parameter `key` lives in another engine's buffer (see `sharingWeightsOf`).
     public func sharesParameter(_ key: String) -> Bool {
-        guard let spec = graph.parameters.first(where: { $0.key == key }) else { return false }
-        return (kernelByName[spec.layer] as? AffineKernel)?.sharesWeights ?? false
+        (parameterKernel(key)?.kernel as? AffineKernel)?.sharesWeights ?? false
     }
 
     /// Tells the engine that parameter `key` was written through ``plainParameterBuffer(_:)``:
     /// copies derived from it (the backward-data layout of the weights) are rebuilt.
     public func parameterWritten(_ key: String) {
-        guard let spec = graph.parameters.first(where: { $0.key == key }) else { return }
-        kernelByName[spec.layer]?.parameterWritten(spec.role)
+        guard let (spec, kernel) = parameterKernel(key) else { return }
+        kernel.parameterWritten(spec.role)
     }
 
     /// Sets parameter `key` from `values` in the Caffe layout (as ``setParameters(_:)``,
     /// without a `Tensor`).
     /// - Throws: ``EngineError/unknownParameter(_:)``, ``EngineError/parameterShape(key:expected:actual:)``.
     public func setParameter(_ key: String, from values: UnsafeBufferPointer<Float>) throws {
-        guard let spec = graph.parameters.first(where: { $0.key == key }), let kernel = kernelByName[spec.layer] else {
-            throw EngineError.unknownParameter(key)
-        }
+        guard let (spec, kernel) = parameterKernel(key) else { throw EngineError.unknownParameter(key) }
         guard values.count == spec.count else { throw EngineError.parameterShape(key: key, expected: spec.shape, actual: [values.count]) }
         if let own = kernel.plainParameterBuffer(spec.role) {
             if UnsafePointer(own.baseAddress) != values.baseAddress { own.baseAddress!.update(from: values.baseAddress!, count: values.count) }
@@ -279,14 +281,14 @@ public final class Engine {
     /// The current value of parameter `key`, Caffe layout.
     /// - Throws: ``EngineError/unknownParameter(_:)``.
     public func parameterValue(_ key: String) throws -> Tensor {
-        guard let spec = graph.parameters.first(where: { $0.key == key }) else { throw EngineError.unknownParameter(key) }
-        return try kernelByName[spec.layer]!.parameter(spec.role)
+        guard let (spec, kernel) = parameterKernel(key) else { throw EngineError.unknownParameter(key) }
+        return try kernel.parameter(spec.role)
     }
 
     /// The gradient of parameter `key` from the last ``backward(weights:)`` with `weights: true`.
     public func parameterGradient(_ key: String) throws -> Tensor {
-        guard let spec = graph.parameters.first(where: { $0.key == key }) else { throw EngineError.unknownParameter(key) }
-        return try kernelByName[spec.layer]!.parameterGradient(spec.role)
+        guard let (spec, kernel) = parameterKernel(key) else { throw EngineError.unknownParameter(key) }
+        return try kernel.parameterGradient(spec.role)
     }
 
     // MARK: passes
