@@ -139,15 +139,11 @@ import Testing
             // A free port below the kernel's ephemeral range (32768 and up): a connect to an
             // unbound port inside that range can pick the same port as its source and
             // connect to itself (TCP simultaneous open), which made this test flaky.
-            var found: String?
-            for _ in 0..<50 where found == nil {
-                let candidate = "tcp://127.0.0.1:\(Int.random(in: 20000..<30000))"
-                if let probe = try? ZMQRouter(bind: candidate) {
-                    probe.close()
-                    found = candidate
-                }
-            }
-            endpoint = try #require(found, "no free port in 20000–29999")
+            // The probe is a plain socket, bound and closed at once: it never listens. (A ZMQ
+            // router as probe closes asynchronously, so under load the dealer could connect to
+            // it, hand it the message, and lose it with it.)
+            let port = (0..<50).lazy.map { _ in Int.random(in: 20000..<30000) }.first(where: portIsFree)
+            endpoint = "tcp://127.0.0.1:\(try #require(port, "no free port in 20000–29999"))"
         case .ipc:
             directory = try makeTemporaryDirectory()
             endpoint = "ipc://\(directory!.path)/late.sock"
@@ -226,5 +222,20 @@ import Testing
         let (result, elapsed) = try seconds { try router.receive(timeout: .milliseconds(300)) }
         #expect(result == nil)
         #expect(elapsed >= 0.299, "returned after \(elapsed) s, before the timeout")
+    }
+}
+
+/// Whether TCP port `port` on 127.0.0.1 can be bound now (checked with a socket that is
+/// bound and closed at once, without listening).
+private func portIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
 }
