@@ -120,7 +120,7 @@ public final class ChunkCollector {
         // engine's buffer: the replica changes them there (one copy, not two).
         var external: [String: WeightReplica.ExternalWeights] = [:]
         for spec in graph.parameters where spec.role == .weight && spec.count * 4 >= engineResidentBytes {
-            if let buffer = engines[0].plainParameterBuffer(spec.key) { external[spec.key] = .init(buffer) }
+            if let buffer = engines[0].plainParameterBuffer(spec.key) { external[spec.key] = .init(buffer, zeroed: true) }
         }
         replica = WeightReplica(graph: graph, external: external)
         lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }

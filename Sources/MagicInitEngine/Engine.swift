@@ -241,6 +241,8 @@ public final class Engine {
     /// a caller that keeps its copy of these weights here instead of in a second array
     /// writes through this pointer and then calls ``parameterWritten(_:)``. `nil` for other
     /// layouts and unknown keys. Valid while the engine lives; not thread-safe with passes.
+    /// A new engine's buffers hold zeros (large ones are fresh mapped pages, possibly not
+    /// yet faulted in).
     public func plainParameterBuffer(_ key: String) -> UnsafeMutableBufferPointer<Float>? {
         parameterKernel(key).flatMap { $0.kernel.plainParameterBuffer($0.spec.role) }
     }
