@@ -342,28 +342,59 @@ public final class ChunkCollector {
     /// Weights held only in the first engine's buffer (see `engineResidentBytes` of ``init(network:chunkSize:threads:engineResidentBytes:)``).
     public var engineResidentKeys: Set<String> { replica.externalKeys }
 
-    /// Writes a chunk's cached blobs back into `engine`, each through its pending affine map.
-    private static func restore(_ state: ChunkState, on engine: Engine) throws {
+    /// Writes a chunk's cached blobs back into `engine`, each through its pending affine map,
+    /// before node `next` runs. When `next` is a ReLU (slope 0) and the only reader of a
+    /// mapped blob, the ReLU is applied in the same pass and written straight into its
+    /// output (its backward pass reads only that output), so the ReLU costs no pass of its
+    /// own. Returns the first node still to run: `next`, or the node after the ReLU.
+    private func restore(_ state: ChunkState, on engine: Engine, next: Int) throws -> Int {
+        var first = next
         for (blob, snapshot) in state.blobs {
-            if let map = state.maps[blob] {
-                try engine.restore(snapshot) { source, target, _ in affine(source, into: target, layout: snapshot.layout, scale: map.scale, shift: map.shift) }
-            } else {
+            guard let map = state.maps[blob] else {
                 try engine.restore(snapshot)
+                continue
+            }
+            if let relu = fusableReLU(reading: blob, at: next, on: engine) {
+                try engine.restore(snapshot, into: relu) { source, target, _ in
+                    ChunkCollector.affine(source, into: target, layout: snapshot.layout, scale: map.scale, shift: map.shift, rectify: true)
+                }
+                first = next + 1
+            } else {
+                try engine.restore(snapshot) { source, target, _ in
+                    ChunkCollector.affine(source, into: target, layout: snapshot.layout, scale: map.scale, shift: map.shift)
+                }
             }
         }
+        return first
+    }
+
+    /// Whether ``restore(_:on:next:)`` may fold a ReLU into the map (off only in tests that
+    /// compare the two ways bit for bit).
+    var fusesReLU = true
+
+    /// The top of node `index` when it is a ReLU with slope 0 whose bottom is `blob`, no
+    /// other node reads `blob`, and the engine holds both in one layout.
+    func fusableReLU(reading blob: Int, at index: Int, on engine: Engine) -> Int? {
+        guard fusesReLU, index < graph.nodes.count, case .relu(let slope) = graph.nodes[index].kind, slope == 0 else { return nil }
+        let node = graph.nodes[index]
+        guard node.bottoms == [blob], graph.consumers(of: blob) == [index], engine.sameLayout(blob, node.tops[0]) else { return nil }
+        return node.tops[0]
     }
 
     /// `target = scale[c] · source + shift[c]` (in Float32) per channel, both in `layout`
     /// (they may be the same buffer); channel padding stays zero and whatever lies between
-    /// images or channel blocks is copied as it is. `(image, channel block)` runs in
-    /// parallel (each element is computed alone, so the split does not change the bits).
+    /// images or channel blocks is copied as it is. With `rectify`, a ReLU follows, as
+    /// oneDNN's JIT ReLU computes it (`max(y, 0)` with 0 as the second operand of the x86
+    /// `maxps`: negative values, −0 and NaN all give +0), so the bits match running that
+    /// layer. `(image, channel block)` runs in parallel (each element is computed alone, so
+    /// the split does not change the bits).
     static func affine(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, layout: ChannelBlockedLayout,
-                       scale: [Double], shift: [Double]) {
+                       scale: [Double], shift: [Double], rectify: Bool = false) {
         let block = layout.block
         let dense = layout.blockStride == layout.spatial * block && layout.imageStride == layout.channelBlocks * layout.blockStride
         if !dense && UnsafePointer(target) != source {
             target.update(from: source, count: layout.count)
-            return affine(UnsafePointer(target), into: target, layout: layout, scale: scale, shift: shift)
+            return affine(UnsafePointer(target), into: target, layout: layout, scale: scale, shift: shift, rectify: rectify)
         }
         // Per padded channel; padding lanes map 0 to 0.
         let padded = layout.channelBlocks * block
@@ -376,7 +407,11 @@ public final class ChunkCollector {
             let from = source + offset, to = target + offset
             if block == 1 {
                 let (s, t) = (a[cb], b[cb])
-                for i in 0..<layout.spatial { to[i] = s * from[i] + t }
+                if rectify {
+                    for i in 0..<layout.spatial { let y = s * from[i] + t; to[i] = y > 0 ? y : 0 }
+                } else {
+                    for i in 0..<layout.spatial { to[i] = s * from[i] + t }
+                }
                 return
             }
             for lane in stride(from: 0, to: block, by: 8) {
@@ -384,7 +419,9 @@ public final class ChunkCollector {
                 for j in 0..<8 { s[j] = a[cb * block + lane + j]; t[j] = b[cb * block + lane + j] }
                 for position in 0..<layout.spatial {
                     let x = UnsafeRawPointer(from + position * block + lane).loadUnaligned(as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(to + position * block + lane).storeBytes(of: s * x + t, as: SIMD8<Float>.self)
+                    var y = s * x + t
+                    if rectify { y.replace(with: 0, where: .!(y .> 0)) }
+                    UnsafeMutableRawPointer(to + position * block + lane).storeBytes(of: y, as: SIMD8<Float>.self)
                 }
             }
         }
@@ -411,14 +448,15 @@ public final class ChunkCollector {
                          on engine: Engine) throws -> (ChannelMoments, ChunkState) {
         var blobs = state?.blobs ?? [:]
         state?.blobs = [:]
+        var first = previous + 1
         if previous < 0 {
             try engine.setInput(padded(chunk.images))
         } else {
-            try ChunkCollector.restore(ChunkState(blobs: blobs, maps: state?.maps ?? [:]), on: engine)
+            first = try restore(ChunkState(blobs: blobs, maps: state?.maps ?? [:]), on: engine, next: previous + 1)
         }
         var recycled = blobs.values.max { $0.storage.capacity < $1.storage.capacity }?.storage
         blobs = [:]
-        try engine.forward(nodes: (previous + 1)..<(target + 1))
+        try engine.forward(nodes: first..<(target + 1))
         let node = graph.nodes[target]
         let top = node.tops[0]
         let n = chunk.imageCount
@@ -506,8 +544,8 @@ public final class ChunkCollector {
             var forward: [String: ForwardStatistics] = [:]
             if cached, let state = states[chunk.index] {
                 for saved in state.saved { engine.restoreForward(saved) }
-                try ChunkCollector.restore(state, on: engine)
-                try engine.forward(nodes: (frontier + 1)..<self.graph.nodes.count)
+                let first = try self.restore(state, on: engine, next: frontier + 1)
+                try engine.forward(nodes: first..<self.graph.nodes.count)
                 forward = state.layers
             } else {
                 try engine.setInput(self.padded(chunk.images))

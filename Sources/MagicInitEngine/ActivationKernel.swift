@@ -2,7 +2,8 @@ import CDNNL
 import MagicInitCore
 
 /// ReLU (leaky), Sigmoid and TanH on oneDNN eltwise primitives, in the layout of the bottom.
-/// Backward uses the forward input (`src`) formulation.
+/// Backward uses the forward input (`src`) formulation, except for a ReLU with slope ≥ 0,
+/// whose backward reads the forward output (`dst`).
 final class ActivationKernel: Kernel {
     private let algorithm: dnnl_alg_kind_t
     private let alpha: Float
@@ -11,6 +12,10 @@ final class ActivationKernel: Kernel {
 
     init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext) throws {
         switch node.kind {
+        // With a slope ≥ 0 the output is positive exactly where the input is, so the
+        // backward pass reads the output (oneDNN's `use_dst_for_bwd` form): the input need
+        // not be kept, or even written (see `Engine.restore(_:into:through:)`).
+        case .relu(let slope) where slope >= 0: (algorithm, alpha) = (dnnl_eltwise_relu_use_dst_for_bwd, slope)
         case .relu(let slope): (algorithm, alpha) = (dnnl_eltwise_relu, slope)
         case .sigmoid: (algorithm, alpha) = (dnnl_eltwise_logistic, 0)
         case .tanh: (algorithm, alpha) = (dnnl_eltwise_tanh, 0)
@@ -24,9 +29,12 @@ final class ActivationKernel: Kernel {
         tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
     }
 
-    /// ReLU's backward only asks whether its input is positive.
+    /// Whether backward reads the forward output rather than the input.
+    private var usesOutput: Bool { algorithm == dnnl_eltwise_relu_use_dst_for_bwd }
+
+    /// ReLU's backward only asks whether its input (equally, its output) is positive.
     override var backwardReads: [(Memory, SavedEncoding)] {
-        [(bottoms[0], algorithm == dnnl_eltwise_relu ? .positivity : .raw)]
+        usesOutput ? [(tops[0], .positivity)] : [(bottoms[0], algorithm == dnnl_eltwise_relu ? .positivity : .raw)]
     }
 
     override func forward() throws {
@@ -36,14 +44,15 @@ final class ActivationKernel: Kernel {
     override func backward(weights: Bool) throws {
         guard let sink = sinks[0] else { return }
         if backwardPrimitive == nil {
-            var diff = diffs[0].desc, data = bottoms[0].desc
+            var diff = diffs[0].desc, data = usesOutput ? tops[0].desc : bottoms[0].desc
             var d = dnnl_eltwise_desc_t()
             try check(dnnl_eltwise_backward_desc_init(&d, algorithm, &diff, &data, alpha, 0), "describing backward of \(name)")
             backwardPrimitive = try Primitive(opDesc: &d, hint: forwardPrimitive, context, "backward of \(name)")
         }
         let primitive = backwardPrimitive!
         try produce(into: sink, as: primitive.md(dnnl_query_diff_src_md), slot: "diff_src") { out in
-            try primitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DIFF_DST, diffs[0]), (DNNL_ARG_DIFF_SRC, out)], context)
+            let data = usesOutput ? (DNNL_ARG_DST, tops[0]) : (DNNL_ARG_SRC, bottoms[0])
+            try primitive.execute([data, (DNNL_ARG_DIFF_DST, diffs[0]), (DNNL_ARG_DIFF_SRC, out)], context)
         }
     }
 }

@@ -132,28 +132,41 @@ extension Engine {
         return BlobSnapshot(blob: id, layout: blocked ?? .plain(shape: shape), storage: target, native: blocked != nil)
     }
 
-    /// Writes `transform` of a snapshot back into its blob: `transform(source, target,
-    /// count)` must write all `count` floats of `target` (in ``BlobSnapshot/layout``) from
-    /// `source` (say, a per-channel affine map, so the map costs no pass of its own). The
-    /// snapshot itself is left as it is.
-    /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
-    public func restore(_ snapshot: BlobSnapshot,
+    /// Writes `transform` of a snapshot back into its blob, or into blob `target` when
+    /// given (say, the output of the element-wise layer that reads the snapshot's blob, with
+    /// that layer folded into `transform`): `transform(source, target, count)` must write
+    /// all `count` floats of `target` (in ``BlobSnapshot/layout``) from `source` (say, a
+    /// per-channel affine map, so the map costs no pass of its own). The snapshot itself is
+    /// left as it is.
+    /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the
+    ///   blob, or `target` is held in another layout than the snapshot's blob (see
+    ///   ``sameLayout(_:_:)``).
+    public func restore(_ snapshot: BlobSnapshot, into target: Int? = nil,
                         through transform: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) throws {
-        try withoutActuallyEscaping(transform) { try restore(snapshot, transform: $0) }
+        if let target, !sameLayout(target, snapshot.blob) {
+            let blob = graph.blobs[target]
+            throw EngineError.blobShape(blob: blob.label, expected: graph.blobs[snapshot.blob].shape, actual: blob.shape)
+        }
+        try withoutActuallyEscaping(transform) { try restore(snapshot, into: target ?? snapshot.blob, transform: $0) }
+    }
+
+    /// Whether blobs `a` and `b` have the same shape and are held in the same layout.
+    public func sameLayout(_ a: Int, _ b: Int) -> Bool {
+        graph.blobs[a].shape == graph.blobs[b].shape && descEqual(values[a].desc, values[b].desc)
     }
 
     /// Writes a snapshot back into its blob.
     /// - Throws: ``EngineError/blobShape(blob:expected:actual:)`` when it does not fit the blob.
     public func restore(_ snapshot: BlobSnapshot) throws {
-        try restore(snapshot, transform: nil)
+        try restore(snapshot, into: snapshot.blob, transform: nil)
     }
 
     /// Both restores: a native snapshot is copied (or transformed) straight into the blob's
     /// buffer; a plain one is reordered into it (after transforming it into a copy).
-    private func restore(_ snapshot: BlobSnapshot,
+    private func restore(_ snapshot: BlobSnapshot, into target: Int,
                          transform: ((UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void)?) throws {
-        let memory = values[snapshot.blob]
-        let blob = graph.blobs[snapshot.blob]
+        let memory = values[target]
+        let blob = graph.blobs[target]
         let count = snapshot.storage.count
         if snapshot.native {
             guard count * 4 == memory.byteCount else {

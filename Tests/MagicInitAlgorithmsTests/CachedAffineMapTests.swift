@@ -3,11 +3,13 @@ import Testing
 import MagicInitCore
 
 /// Algorithm 1's per-channel affine map of a cached blob, applied while it is copied back
-/// into the engine: every real element mapped, channel padding kept at zero, anything
-/// between images or blocks copied unchanged, in place and out of place alike.
+/// into the engine: every real element mapped (and rectified, when a ReLU is folded in),
+/// channel padding kept at zero, anything between images or blocks copied unchanged, in
+/// place and out of place alike.
 @Suite struct CachedAffineMapTests {
-    @Test(arguments: [(8, 0, 0), (16, 0, 0), (8, 24, 40), (1, 0, 0), (1, 8, 0)])
-    func test_affine_mapsEveryElementAndKeepsPaddingAndSlack(block: Int, blockSlack: Int, imageSlack: Int) {
+    @Test(arguments: [(8, 0, 0, false), (16, 0, 0, false), (8, 24, 40, false), (1, 0, 0, false), (1, 8, 0, false),
+                      (8, 0, 0, true), (16, 0, 0, true), (8, 24, 40, true), (1, 8, 0, true)])
+    func test_affine_mapsEveryElementAndKeepsPaddingAndSlack(block: Int, blockSlack: Int, imageSlack: Int, rectify: Bool) {
         let channels = 13, spatial = 7, images = 3
         let blocks = (channels + block - 1) / block
         let blockStride = spatial * block + blockSlack
@@ -26,21 +28,24 @@ import MagicInitCore
         }
         var outOfPlace = [Float](repeating: .nan, count: layout.count)
         source.withUnsafeBufferPointer { s in
-            outOfPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift) }
+            outOfPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: rectify) }
         }
         var inPlace = source
-        inPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(UnsafePointer($0.baseAddress!), into: $0.baseAddress!, layout: layout, scale: scale, shift: shift) }
+        inPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(UnsafePointer($0.baseAddress!), into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: rectify) }
         #expect(inPlace.map(\.bitPattern) == outOfPlace.map(\.bitPattern))
-        var wrong = 0
+        var wrong = 0, negative = 0
         for n in 0..<images {
             for c in 0..<channels {
                 for s in 0..<spatial {
                     let o = layout.offset(image: n, channel: c, position: s)
-                    if outOfPlace[o] != Float(scale[c]) * source[o] + Float(shift[c]) { wrong += 1 }
+                    let y = Float(scale[c]) * source[o] + Float(shift[c])
+                    if outOfPlace[o].bitPattern != (rectify && !(y > 0) ? 0 : y).bitPattern { wrong += 1 }
+                    if y < 0 { negative += 1 }
                 }
             }
         }
         #expect(wrong == 0, "\(wrong) elements mapped wrongly")
+        #expect(negative > 0, "no element maps below zero")
         let others = (0..<layout.count).filter { !isReal[$0] }
         #expect(others.allSatisfy { outOfPlace[$0].bitPattern == source[$0].bitPattern }, "padding or slack changed")
     }
