@@ -543,7 +543,7 @@ public final class ChunkCollector {
             let n = chunk.imageCount
             var forward: [String: ForwardStatistics] = [:]
             if cached, let state = states[chunk.index] {
-                for saved in state.saved { engine.restoreForward(saved) }
+                // The saved forward values go back in with the backward pass below.
                 let first = try self.restore(state, on: engine, next: frontier + 1)
                 try engine.forward(nodes: first..<self.graph.nodes.count)
                 forward = state.layers
@@ -565,7 +565,11 @@ public final class ChunkCollector {
                 }
                 try engine.setGradient(eta, of: output)
             }
-            try engine.backward(weights: weightGradients)
+            if cached, let state = states[chunk.index] {
+                try engine.backward(restoring: state.saved)
+            } else {
+                try engine.backward(weights: weightGradients)
+            }
             var layers: [LayerMeasurement] = []
             for node in self.graph.nodes where node.kind.isAffine {
                 let bottomShape = self.graph.blobs[node.bottoms[0]].shape

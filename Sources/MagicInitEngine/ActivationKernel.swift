@@ -41,6 +41,18 @@ final class ActivationKernel: Kernel {
         try forwardPrimitive.execute([(DNNL_ARG_SRC, bottoms[0]), (DNNL_ARG_DST, tops[0])], context)
     }
 
+    /// Backward from the saved signs of the output (bits of `memory`, which must be this
+    /// kernel's output): one masked copy of the gradient. `false` (nothing done) unless this
+    /// is a plain ReLU (slope 0) that reads its output, with the gradients in its layout.
+    func backward(positivity words: [UInt64], of memory: Memory) throws -> Bool {
+        guard usesOutput, alpha == 0, memory.dataPointer == tops[0].dataPointer, memory.byteCount == tops[0].byteCount,
+              descEqual(diffs[0].desc, tops[0].desc) else { return false }
+        guard let sink = sinks[0] else { return true }
+        guard descEqual(sink.desc, tops[0].desc) else { return false }
+        Engine.maskPositive(words, diff: diffs[0].floats, into: sink.floats, count: tops[0].byteCount / 4)
+        return true
+    }
+
     override func backward(weights: Bool) throws {
         guard let sink = sinks[0] else { return }
         if backwardPrimitive == nil {

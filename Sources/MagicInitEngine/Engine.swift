@@ -318,12 +318,18 @@ public final class Engine {
     /// Backpropagates the gradients set on the outputs (unset ones are zero) through every
     /// layer, filling every blob's gradient; with `weights`, also every parameter gradient.
     public func backward(weights: Bool) throws {
+        try backward(weights: weights) { _, _ in false }
+    }
+
+    /// The backward pass, with `override(index, kernel)` asked first for each node: it
+    /// returns `true` when it ran that node's backward itself.
+    func backward(weights: Bool, override: (Int, Kernel) throws -> Bool) throws {
         applyThreadCount()
         try prepareBackward()
         for (index, kernel) in kernels.enumerated().reversed() {
             try timed(index, forward: false) {
                 for top in graph.nodes[index].tops { try accumulate(top) }
-                try kernel.backward(weights: weights)
+                if try !override(index, kernel) { try kernel.backward(weights: weights) }
             }
         }
         for input in graph.inputs { try accumulate(input) }

@@ -75,6 +75,78 @@ extension Engine {
         }
     }
 
+    /// Backward to the data over a forward pass saved earlier: what ``restoreForward(_:)``
+    /// for each of `saved` (in order) followed by ``backward(weights:)`` without weight
+    /// gradients computes, bit for bit, with one pass less per ReLU: a ReLU whose backward
+    /// reads only the saved signs of its output takes them straight from the bits
+    /// (`diff_src = bit ? diff_dst : diff_dst · 0`, oneDNN's arithmetic) instead of having
+    /// them unpacked to floats for oneDNN's eltwise backward. Afterwards the memories saved
+    /// with positivity hold unspecified values (restore again before another backward pass).
+    public func backward(restoring saved: [SavedForward]) throws {
+        var held: [Int: [UInt64]] = [:]
+        for one in saved {
+            for (slot, payload) in one.entries {
+                switch payload {
+                case .bytes(let bytes):
+                    held[slot] = nil
+                    let memory = savedSlots.memories[slot].memory
+                    bytes.withUnsafeBytes { memory.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                case .bits(let words):
+                    held[slot] = words
+                }
+            }
+        }
+        let readers = savedSlotReaders
+        try backward(weights: false) { index, kernel in
+            let slots = savedSlots.perNode[index].filter { held[$0] != nil }
+            if slots.count == 1, let slot = slots.first, readers[slot] == 1, let relu = kernel as? ActivationKernel,
+               try relu.backward(positivity: held[slot]!, of: savedSlots.memories[slot].memory) {
+                return true
+            }
+            for slot in slots {
+                let memory = savedSlots.memories[slot].memory
+                Engine.unpackPositive(held.removeValue(forKey: slot)!, into: memory.floats, count: memory.byteCount / 4)
+            }
+            return false
+        }
+    }
+
+    /// How many nodes' backward passes read each saved slot.
+    private var savedSlotReaders: [Int] {
+        savedSlots.perNode.reduce(into: [Int](repeating: 0, count: savedSlots.memories.count)) { counts, slots in
+            for slot in Set(slots) { counts[slot] += 1 }
+        }
+    }
+
+    /// `out[i] = diff[i]` where bit `i` of `words` is set, `diff[i] · 0` elsewhere (so a
+    /// negative gradient gives −0, as oneDNN's ReLU backward computes `diff · 0`).
+    static func maskPositive(_ words: [UInt64], diff: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        nonisolated(unsafe) let out = out, diff = diff
+        words.withUnsafeBufferPointer { w in
+            nonisolated(unsafe) let w = w
+            let blocks = (count + packBlock - 1) / packBlock
+            DispatchQueue.concurrentPerform(iterations: blocks) { block in
+                let start = block * packBlock, end = min(count, start + packBlock)
+                let lanes = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+                var i = start
+                while i + 64 <= end {
+                    let word = w[i / 64]
+                    for quarter in 0..<4 {
+                        let group = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)))
+                        let d = UnsafeRawPointer(diff + i + quarter * 16).loadUnaligned(as: SIMD16<Float>.self)
+                        let v = (d * 0).replacing(with: d, where: (group & lanes) .!= 0)
+                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<Float>.self)
+                    }
+                    i += 64
+                }
+                if i < end {
+                    let word = w[i / 64]
+                    for j in i..<end { out[j] = (word >> UInt64(j - i)) & 1 == 1 ? diff[j] : diff[j] * 0 }
+                }
+            }
+        }
+    }
+
     /// Elements per parallel block of the bit packing (a multiple of 64).
     private static let packBlock = 1 << 20
 

@@ -37,11 +37,12 @@ import MagicInitCore
 @Suite(.serialized) struct SavedForwardTests {
     func engine(_ network: Network) throws -> Engine { try randomEngine(network, batchSize: 2, seed: 4) }
 
-    func gradients(_ engine: Engine) throws -> [Tensor] {
+    /// Every gradient after a backward pass (over `restoring`, when given).
+    func gradients(_ engine: Engine, restoring saved: SavedForward? = nil) throws -> [Tensor] {
         let output = engine.graph.outputs[0]
         let shape = engine.graph.blobs[output].shape
         try engine.setGradient(Tensor(shape: shape, data: Philox(seed: 5, stream: 0).gaussians(count: shape.reduce(1, *))), of: output)
-        try engine.backward(weights: false)
+        if let saved { try engine.backward(restoring: [saved]) } else { try engine.backward(weights: false) }
         return try engine.graph.blobs.indices.filter { !engine.graph.inputs.contains($0) }.map { try engine.gradient(of: $0) }
     }
 
@@ -85,6 +86,28 @@ import MagicInitCore
         let differing = zip(expected, restored).enumerated().filter { !zip($0.1.0.data, $0.1.1.data).allSatisfy { $0.bitPattern == $1.bitPattern } }.map(\.offset)
         #expect(differing.isEmpty, "gradients differing after the restore: \(differing)")
         #expect(zip(expected, other).contains { $0.0.data != $0.1.data }, "the second image should change the gradients")
+        // The restore within the backward pass (ReLUs straight from the saved bits).
+        try engine.setInput(image(engine, seed: 3))
+        try engine.forward()
+        let inOne = try gradients(engine, restoring: saved)
+        let differingInOne = zip(expected, inOne).enumerated().filter { !zip($0.1.0.data, $0.1.1.data).allSatisfy { $0.bitPattern == $1.bitPattern } }.map(\.offset)
+        #expect(differingInOne.isEmpty, "gradients differing after backward(restoring:): \(differingInOne)")
+    }
+
+    @Test func test_maskPositive_matchesGradientTimesUnpackedSigns() {
+        // Lengths around the SIMD and word boundaries; negative gradients must give −0.
+        for count in [1, 15, 63, 64, 65, 130, 1000, (1 << 20) + 77] {
+            let values = (0..<count).map { i -> Float in i % 3 == 0 ? -1 : Float(i % 5) - 2 }
+            let diff = (0..<count).map { i -> Float in Float(i % 11) - 5.5 }
+            let words = values.withUnsafeBufferPointer { Engine.packPositive($0.baseAddress!, count: count) }
+            var masked = [Float](repeating: .nan, count: count)
+            diff.withUnsafeBufferPointer { d in
+                masked.withUnsafeMutableBufferPointer { Engine.maskPositive(words, diff: d.baseAddress!, into: $0.baseAddress!, count: count) }
+            }
+            let expected = zip(values, diff).map { $0 > 0 ? $1 * 1 : $1 * 0 }
+            #expect(masked.map(\.bitPattern) == expected.map(\.bitPattern), "count \(count)")
+            #expect(count < 64 || masked.contains { $0 == 0 && $0.sign == .minus })
+        }
     }
 
     @Test func test_positivityPacking_matchesElementwiseComparison() {
