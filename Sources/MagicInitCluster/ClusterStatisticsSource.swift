@@ -4,6 +4,7 @@ import MagicInitCollector
 import MagicInitCore
 import MagicInitStatistics
 import MagicInitTransport
+import Synchronization
 
 /// The coordinator side of the protocol (cluster/PROTOCOL.md): a ``StatisticsSource`` whose
 /// statistics come from workers. Chunks are numbered independently of the workers; every
@@ -49,7 +50,14 @@ public actor ClusterStatisticsSource: StatisticsSource {
         /// Algorithm 1's per-step history, so it cannot rebuild a chunk's cached state bit
         /// for bit as the workers present from the start do.
         var late = false
+        /// A send found its connection gone: lost at the next liveness check.
+        var disconnected = false
     }
+
+    /// Set from outside the actor (a signal handler) to end the run: the request loop and
+    /// the wait for workers check it every 100–200 ms and throw
+    /// ``ClusterError/interrupted(signal:)``.
+    public nonisolated let interruption = Interruption()
 
     public nonisolated let graph: Graph
     private let transport: RouterTransport
@@ -96,6 +104,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
     public func start(expectedWorkers count: Int) throws {
         let deadline = clock.now + settings.joinTimeout
         while workers.count < count {
+            try interruption.check()
             guard clock.now < deadline else {
                 throw ClusterError.notEnoughWorkers(expected: count, joined: workers.count, seconds: settings.joinTimeout / .seconds(1))
             }
@@ -205,6 +214,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
         // Chunks not asked for count as answered: a lost worker's share of them is not re-requested.
         let unwanted = Set(assignments.keys).subtracting(wanted)
         while results.count < wanted.count {
+            try interruption.check()
             try checkLiveness(kind: kind, step: current, answered: Set(results.keys).union(unwanted))
             guard let (peer, envelope) = try receive(timeout: .milliseconds(100)) else { continue }
             guard case .reply(let replyStep, let chunk, let size, let payload) = envelope.message else {
@@ -238,10 +248,11 @@ public actor ClusterStatisticsSource: StatisticsSource {
         let deadline = settings.heartbeatInterval * settings.livenessInHeartbeats
         for (peer, worker) in workers {
             if clock.now - worker.lastSent >= settings.heartbeatInterval { try? send(.heartbeat, to: peer) }
-            guard clock.now - worker.lastHeard > deadline else { continue }
+            guard worker.disconnected || clock.now - worker.lastHeard > deadline else { continue }
             workers[peer] = nil
             traffic.lostWorkers.append("\(worker.index) (\(worker.host))")
-            log("[coordinator] worker \(worker.index) silent for \(Int((clock.now - worker.lastHeard) / .seconds(1))) s: lost; reassigning chunk(s) \(worker.chunks.sorted().map(String.init).joined(separator: ","))")
+            let why = worker.disconnected ? "disconnected" : "silent for \(Int((clock.now - worker.lastHeard) / .seconds(1))) s"
+            log("[coordinator] worker \(worker.index) \(why): lost; reassigning chunk(s) \(worker.chunks.sorted().map(String.init).joined(separator: ","))")
             guard !workers.isEmpty else { throw ClusterError.allWorkersLost(step: current) }
             // Workers present from the start replay Algorithm 1 for an adopted chunk and give
             // the bits of an undisturbed run; a late one is used only when none is left.
@@ -288,8 +299,10 @@ public actor ClusterStatisticsSource: StatisticsSource {
             // The worker's connection is gone (killed, or its machine went away): it is
             // declared lost at the next liveness check, like a silent one, and its chunks
             // are handed on; the run does not end on the transport's error.
-            log("[coordinator] worker \(workers[peer]!.index) (\(workers[peer]!.host)) is no longer connected")
-            workers[peer]!.lastHeard = clock.now - settings.heartbeatInterval * (settings.livenessInHeartbeats + 1)
+            if !workers[peer]!.disconnected {
+                log("[coordinator] worker \(workers[peer]!.index) (\(workers[peer]!.host)) is no longer connected")
+                workers[peer]!.disconnected = true
+            }
             return
         }
         traffic.bytesSent += bytes.count
@@ -312,5 +325,24 @@ public actor ClusterStatisticsSource: StatisticsSource {
             log("[coordinator] dropped a malformed message from \(peer): \(error)")
             return nil
         }
+    }
+}
+
+/// A request to end a run, set from any thread (a signal handler) and checked by the
+/// coordinator's loops.
+public final class Interruption: Sendable {
+    private let signal = Mutex<Int32?>(nil)
+
+    public init() {}
+
+    /// Records `signal` (the first one wins).
+    public func set(_ value: Int32) { signal.withLock { if $0 == nil { $0 = value } } }
+
+    /// The signal recorded, if any.
+    public var value: Int32? { signal.withLock { $0 } }
+
+    /// - Throws: ``ClusterError/interrupted(signal:)`` once a signal was recorded.
+    public func check() throws {
+        if let value { throw ClusterError.interrupted(signal: value) }
     }
 }

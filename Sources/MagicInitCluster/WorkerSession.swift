@@ -225,6 +225,8 @@ public enum ClusterError: Error, Sendable, Equatable, CustomStringConvertible {
     case allWorkersLost(step: Int)
     case notEnoughWorkers(expected: Int, joined: Int, seconds: Double)
     case badReply(worker: String, reason: String)
+    /// The coordinator was asked to stop (Ctrl-C: signal 2, SIGTERM: 15).
+    case interrupted(signal: Int32)
 
     public var description: String {
         switch self {
@@ -235,6 +237,7 @@ public enum ClusterError: Error, Sendable, Equatable, CustomStringConvertible {
         case .allWorkersLost(let step): "every worker stopped answering (step \(step)); nothing was written"
         case .notEnoughWorkers(let expected, let joined, let s): "\(joined) of \(expected) worker(s) joined within \(Int(s)) s"
         case .badReply(let worker, let reason): "worker \(worker) sent a bad reply: \(reason)"
+        case .interrupted(let signal): "interrupted by signal \(signal); nothing was written"
         }
     }
 }

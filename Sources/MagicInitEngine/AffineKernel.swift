@@ -127,7 +127,7 @@ final class AffineKernel: Kernel {
                 return try Primitive(opDesc: &d, hint: nil, context, opName)
             }
         }
-        let weightsDesc = try forwardPrimitive.md(dnnl_query_weights_md)
+        let weightsDesc = forwardPrimitive.md(dnnl_query_weights_md)
         if let sharing, descEqual(sharing.weights.desc, weightsDesc), (sharing.bias == nil) == !hasBias {
             weights = try Memory(sharing: sharing.weights, context)
             bias = try sharing.bias.map { try Memory(sharing: $0, context) }

@@ -153,6 +153,8 @@ struct MICoordinator: AsyncParsableCommand {
         var cluster: ClusterStatisticsSource?
         var localWorkers: LocalWorkers?
         var socketDirectory: URL?
+        var interruptSources: [DispatchSourceSignal] = []
+        defer { interruptSources.forEach { $0.cancel() } }
         if local != nil || workers != nil {
             let count = local ?? workers!
             let endpoint: String
@@ -194,12 +196,26 @@ struct MICoordinator: AsyncParsableCommand {
                 let cores = threads ?? ProcessInfo.processInfo.activeProcessorCount
                 localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local),
                                                 socketDirectory: socketDirectory)
+            } else {
+                // Ctrl-C / SIGTERM with workers elsewhere: the run ends at its next wait and
+                // the workers are told to stop (they would otherwise wait out their timeout).
+                interruptSources = [SIGINT, SIGTERM].map { sig in
+                    signal(sig, SIG_IGN)
+                    let handler = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                    handler.setEventHandler {
+                        FileHandle.standardError.write(Data("[coordinator] interrupted: telling the workers to stop\n".utf8))
+                        source.interruption.set(sig)
+                    }
+                    handler.resume()
+                    return handler
+                }
             }
             do {
                 try await source.start(expectedWorkers: count)
             } catch {
                 localWorkers?.stop(grace: .milliseconds(200))
-                throw error
+                await source.shutdown(reason: "the run failed: \(error)", wait: .milliseconds(500))
+                throw MICoordinator.exitCode(for: error)
             }
             statistics = source
             cluster = source
@@ -233,9 +249,11 @@ struct MICoordinator: AsyncParsableCommand {
         let outcome: (ParameterSet, InitReport)
         do {
             outcome = try await Initializer(options: options, log: log).run(statistics, images: plan.loaded.count)
+            // Interrupted after the last request: still nothing is written.
+            try cluster?.interruption.check()
         } catch {
             await cluster?.shutdown(reason: "the run failed: \(error)", wait: .milliseconds(500))
-            throw error
+            throw MICoordinator.exitCode(for: error)
         }
         progressLine.finish()
         var (parameters, result) = outcome
@@ -271,6 +289,14 @@ struct MICoordinator: AsyncParsableCommand {
 }
 
 extension MICoordinator {
+    /// What to end the process with after `error`: an interruption by signal N exits with
+    /// 128 + N (after saying so) as a shell expects; any other error is rethrown as it is.
+    static func exitCode(for error: Error) -> Error {
+        guard case ClusterError.interrupted(let signal) = error else { return error }
+        FileHandle.standardError.write(Data("[coordinator] \(error)\n".utf8))
+        return ExitCode(128 + signal)
+    }
+
     /// Creates `path`'s directory if needed and checks a file can be created there.
     /// - Throws: a `ValidationError` naming `flag` and the reason.
     static func checkWritable(_ path: String, flag: String) throws {
