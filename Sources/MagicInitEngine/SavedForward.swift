@@ -127,15 +127,19 @@ extension Engine {
             let blocks = (count + packBlock - 1) / packBlock
             DispatchQueue.concurrentPerform(iterations: blocks) { block in
                 let start = block * packBlock, end = min(count, start + packBlock)
-                let lanes = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+                // Bit b of a 16-bit group → lane b → all-ones or all-zeros lane mask, then a
+                // bitwise select (integer lanes: the compiler keeps these in vector registers).
+                let shifts = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                 var i = start
                 while i + 64 <= end {
                     let word = w[i / 64]
                     for quarter in 0..<4 {
                         let group = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)))
+                        let mask = SIMD16<UInt32>(repeating: 0) &- ((group &>> shifts) & 1)
                         let d = UnsafeRawPointer(diff + i + quarter * 16).loadUnaligned(as: SIMD16<Float>.self)
-                        let v = (d * 0).replacing(with: d, where: (group & lanes) .!= 0)
-                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<Float>.self)
+                        let kept = unsafeBitCast(d, to: SIMD16<UInt32>.self), zeroed = unsafeBitCast(d * 0, to: SIMD16<UInt32>.self)
+                        let v = (kept & mask) | (zeroed & ~mask)
+                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<UInt32>.self)
                     }
                     i += 64
                 }
