@@ -251,8 +251,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
             guard worker.disconnected || clock.now - worker.lastHeard > deadline else { continue }
             workers[peer] = nil
             traffic.lostWorkers.append("\(worker.index) (\(worker.host))")
-            let why = worker.disconnected ? "disconnected" : "silent for \(Int((clock.now - worker.lastHeard) / .seconds(1))) s"
-            log("[coordinator] worker \(worker.index) \(why): lost; reassigning chunk(s) \(worker.chunks.sorted().map(String.init).joined(separator: ","))")
+            let why = worker.disconnected ? "its connection closed" : "silent for \(Int((clock.now - worker.lastHeard) / .seconds(1))) s"
+            log("[coordinator] worker \(worker.index) (\(worker.host)) lost (\(why)); reassigning chunk(s) \(worker.chunks.sorted().map(String.init).joined(separator: ","))")
             guard !workers.isEmpty else { throw ClusterError.allWorkersLost(step: current) }
             // Workers present from the start replay Algorithm 1 for an adopted chunk and give
             // the bits of an undisturbed run; a late one is used only when none is left.
@@ -299,10 +299,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
             // The worker's connection is gone (killed, or its machine went away): it is
             // declared lost at the next liveness check, like a silent one, and its chunks
             // are handed on; the run does not end on the transport's error.
-            if !workers[peer]!.disconnected {
-                log("[coordinator] worker \(workers[peer]!.index) (\(workers[peer]!.host)) is no longer connected")
-                workers[peer]!.disconnected = true
-            }
+            workers[peer]!.disconnected = true
             return
         }
         traffic.bytesSent += bytes.count

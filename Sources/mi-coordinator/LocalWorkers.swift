@@ -1,12 +1,11 @@
 import Foundation
 
 /// The worker processes of `mi-coordinator --local N`: started next to the coordinator,
-/// stopped at the end, on failure, or on Ctrl-C (and, through `--die-with-parent`, when
-/// the coordinator itself is killed) — no orphans.
+/// stopped at the end, on failure, or on Ctrl-C (see ``Interrupts``), and through
+/// `--die-with-parent` when the coordinator itself is killed — no orphans.
 final class LocalWorkers: @unchecked Sendable {
     private var processes: [Process] = []
     private let lock = NSLock()
-    private var signalSources: [DispatchSourceSignal] = []
     /// Removed when the workers stop (it holds the ipc:// socket).
     private let socketDirectory: URL?
 
@@ -21,18 +20,6 @@ final class LocalWorkers: @unchecked Sendable {
             process.arguments = ["--connect", endpoint, "--threads", String(threads), "--name", "local-\(i)", "--die-with-parent", "--quiet"]
             try process.run()
             processes.append(process)
-        }
-        // Ctrl-C / SIGTERM: stop the workers, then exit with the signal's status.
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                FileHandle.standardError.write(Data("[coordinator] interrupted: stopping the workers\n".utf8))
-                self?.stop(grace: .milliseconds(500))
-                exit(128 + sig)
-            }
-            source.resume()
-            signalSources.append(source)
         }
     }
 

@@ -111,6 +111,7 @@ struct MICoordinator: AsyncParsableCommand {
 
     func run() async throws {
         ProcessTuning.keepFreedMemory()
+        let interrupts = Interrupts()
         let clock = ContinuousClock()
         let started = clock.now
         let input = try ModelInput.load(builtin: network, model: model)
@@ -153,8 +154,6 @@ struct MICoordinator: AsyncParsableCommand {
         var cluster: ClusterStatisticsSource?
         var localWorkers: LocalWorkers?
         var socketDirectory: URL?
-        var interruptSources: [DispatchSourceSignal] = []
-        defer { interruptSources.forEach { $0.cancel() } }
         if local != nil || workers != nil {
             let count = local ?? workers!
             let endpoint: String
@@ -192,30 +191,18 @@ struct MICoordinator: AsyncParsableCommand {
             let source = try ClusterStatisticsSource(transport: router, network: net, configuration: configuration, chunks: plan.assignments,
                                                      runID: UInt64.random(in: 1...UInt64.max), settings: settings, log: log,
                                                      progress: { progressLine.update($0) })
+            interrupts.route(to: source.interruption)
             if let local {
                 let cores = threads ?? ProcessInfo.processInfo.activeProcessorCount
                 localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local),
                                                 socketDirectory: socketDirectory)
-            } else {
-                // Ctrl-C / SIGTERM with workers elsewhere: the run ends at its next wait and
-                // the workers are told to stop (they would otherwise wait out their timeout).
-                interruptSources = [SIGINT, SIGTERM].map { sig in
-                    signal(sig, SIG_IGN)
-                    let handler = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                    handler.setEventHandler {
-                        FileHandle.standardError.write(Data("[coordinator] interrupted: telling the workers to stop\n".utf8))
-                        source.interruption.set(sig)
-                    }
-                    handler.resume()
-                    return handler
-                }
             }
             do {
                 try await source.start(expectedWorkers: count)
             } catch {
-                localWorkers?.stop(grace: .milliseconds(200))
                 await source.shutdown(reason: "the run failed: \(error)", wait: .milliseconds(500))
-                throw MICoordinator.exitCode(for: error)
+                localWorkers?.stop(grace: .milliseconds(200))
+                throw Interrupts.exitCode(for: error)
             }
             statistics = source
             cluster = source
@@ -253,7 +240,8 @@ struct MICoordinator: AsyncParsableCommand {
             try cluster?.interruption.check()
         } catch {
             await cluster?.shutdown(reason: "the run failed: \(error)", wait: .milliseconds(500))
-            throw MICoordinator.exitCode(for: error)
+            if case ClusterError.interrupted = error { localWorkers?.stop(grace: .milliseconds(500)) }
+            throw Interrupts.exitCode(for: error)
         }
         progressLine.finish()
         var (parameters, result) = outcome
@@ -261,6 +249,7 @@ struct MICoordinator: AsyncParsableCommand {
         var summary: [String] = []
         if let cluster {
             let peaks = await cluster.shutdown(reason: "run complete")
+            interrupts.route(to: nil)
             let traffic = await cluster.traffic
             summary.append(String(format: "wire: sent %.1f MB, received %.1f MB; statistics %.1f MB before LZ4, %.1f MB after", Double(traffic.bytesSent) / 1e6,
                                   Double(traffic.bytesReceived) / 1e6, Double(traffic.payloadUncompressed) / 1e6, Double(traffic.payloadCompressed) / 1e6))
@@ -273,11 +262,13 @@ struct MICoordinator: AsyncParsableCommand {
         for (key, tensor) in parameters where tensor.data.contains(where: { !$0.isFinite }) {
             throw ValidationError("parameter '\(key)' came out inf or NaN; nothing was written")
         }
-        try input.write(parameters, to: outputPath)
-        result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(result).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+        try interrupts.whileWriting {
+            try input.write(parameters, to: outputPath)
+            result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(result).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+        }
         print(result.table())
         summary.forEach { print($0) }
         print("wrote \(outputPath) (\(parameters.count) tensors) and \(reportPath)")
@@ -289,14 +280,6 @@ struct MICoordinator: AsyncParsableCommand {
 }
 
 extension MICoordinator {
-    /// What to end the process with after `error`: an interruption by signal N exits with
-    /// 128 + N (after saying so) as a shell expects; any other error is rethrown as it is.
-    static func exitCode(for error: Error) -> Error {
-        guard case ClusterError.interrupted(let signal) = error else { return error }
-        FileHandle.standardError.write(Data("[coordinator] \(error)\n".utf8))
-        return ExitCode(128 + signal)
-    }
-
     /// Creates `path`'s directory if needed and checks a file can be created there.
     /// - Throws: a `ValidationError` naming `flag` and the reason.
     static func checkWritable(_ path: String, flag: String) throws {

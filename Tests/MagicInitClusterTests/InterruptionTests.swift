@@ -4,6 +4,7 @@ import Testing
 import MagicInitAlgorithms
 import MagicInitCluster
 import MagicInitCore
+import MagicInitSamples
 import MagicInitTransport
 
 /// Ctrl-C at a coordinator whose workers run elsewhere (`mi-coordinator --workers`): the
@@ -43,5 +44,64 @@ import MagicInitTransport
         let deadline = clock.now + .seconds(10)
         while stopped.withLock({ $0.count }) < 2 && clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(stopped.withLock { $0.sorted() } == ["worker-0", "worker-1"], "workers still running after the shutdown")
+    }
+
+    /// The real `mi-coordinator`, sent SIGTERM once Algorithm 1 is under way, with local
+    /// worker processes and with workers it waits for: it exits 143 at once, writes
+    /// nothing (no temporary file either), and every worker process stops within seconds
+    /// (the workers' own timeout here is 20 s).
+    @Test(arguments: ["--local", "--workers"])
+    func test_coordinatorProcess_SIGTERM_workersStopAndNothingIsWritten(mode: String) async throws {
+        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
+        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mi-sigterm-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("out")
+        let endpoint = "ipc://" + directory.appendingPathComponent("c.sock").path
+        let process = Process()
+        process.executableURL = coordinator
+        process.arguments = ["--network", "small", "--images", SamplePhotos.folder, "--chunk-size", "1", "--output", output.path + "/w.safetensors"]
+            + (mode == "--local" ? ["--local", "2"] : ["--workers", "2", "--bind", endpoint])
+        let pipe = Pipe()
+        process.standardError = pipe
+        // SIGTERM as soon as the first layer is done (from the pipe's handler: no polling delay).
+        let pid = LockedBox<Int32>(0), signalled = LockedBox<ContinuousClock.Instant?>(nil)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            if String(decoding: data, as: UTF8.self).contains("[algorithm 1]"), signalled.value == nil, pid.value > 0 {
+                signalled.value = ContinuousClock.now
+                kill(pid.value, SIGTERM)
+            }
+        }
+        try process.run()
+        pid.value = process.processIdentifier
+        var workers: [Process] = []
+        if mode == "--workers" {
+            try await Task.sleep(for: .milliseconds(300))
+            workers = try (0..<2).map { try MultiProcessTests.startWorker(endpoint: endpoint, name: "w\($0)") { _ in } }
+        }
+        defer { for p in workers + [process] where p.isRunning { p.terminate() } }
+        let clock = ContinuousClock()
+        process.waitUntilExit()
+        let sent = try #require(signalled.value, "the run ended before Algorithm 1 was under way")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 143, "exit \(process.terminationStatus)")
+        #expect(clock.now - sent < .seconds(5))
+        let written = (try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? []
+        #expect(written.isEmpty, "written after the interrupt: \(written)")
+        // The workers: started here, or found by the coordinator's socket in their arguments.
+        let marker = mode == "--local" ? "magicinit-\(process.processIdentifier)/" : directory.lastPathComponent
+        func running() -> Int {
+            let own = workers.filter(\.isRunning).count
+            let local = mode == "--local" ? ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+                guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                return String(decoding: data, as: UTF8.self).contains(marker)
+            }.count : 0
+            return own + local
+        }
+        let stopDeadline = clock.now + .seconds(10)
+        while running() > 0 && clock.now < stopDeadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(running() == 0, "worker processes still running 10 s after the interrupt")
     }
 }

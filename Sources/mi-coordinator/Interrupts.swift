@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import MagicInitCluster
+import Synchronization
+
+/// Ctrl-C (SIGINT) and SIGTERM for the whole of a coordinator run, in every mode:
+/// - while workers compute (`--local`, `--workers`): the run ends at its next wait for them
+///   (``ClusterStatisticsSource/interruption``), they are told to stop, and local worker
+///   processes are stopped; nothing is written;
+/// - while the output is written: the files are finished first (each appears whole, never
+///   as a half-written temporary file), then the process exits;
+/// - otherwise (loading, computing in this process, verifying): it exits at once.
+/// Either way the exit status is 128 + the signal number, as a shell expects.
+final class Interrupts: Sendable {
+    private struct State {
+        var signal: Int32?
+        var cluster: Interruption?
+        var writing = false
+    }
+
+    private let state = Mutex(State())
+    nonisolated(unsafe) private var sources: [DispatchSourceSignal] = []
+
+    /// Installs the handlers (they replace the default action, which would end the process
+    /// at any point, a write included).
+    init() {
+        sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in self?.received(sig) }
+            source.resume()
+            return source
+        }
+    }
+
+    deinit { sources.forEach { $0.cancel() } }
+
+    private func received(_ sig: Int32) {
+        enum Action { case stopWorkers, finishWriting, exitNow }
+        let action: Action = state.withLock { s in
+            if s.signal == nil { s.signal = sig }
+            if s.writing { return .finishWriting }
+            if let cluster = s.cluster { cluster.set(sig); return .stopWorkers }
+            return .exitNow
+        }
+        switch action {
+        case .stopWorkers: say("interrupted: stopping the workers")
+        case .finishWriting: say("interrupted while writing the output: finishing the files first")
+        case .exitNow:
+            say("interrupted; nothing was written")
+            exit(128 + sig)
+        }
+    }
+
+    /// Workers are computing for `cluster`: a signal now ends the run at its next wait;
+    /// `nil` when they are done (a signal then ends the process at once).
+    func route(to cluster: Interruption?) {
+        state.withLock { $0.cluster = cluster }
+    }
+
+    /// Runs `write` with signals held until it returns, then exits if one came.
+    /// - Throws: whatever `write` throws; `ExitCode(128 + N)` after signal N.
+    func whileWriting(_ write: () throws -> Void) throws {
+        let early = state.withLock { s -> Int32? in
+            s.writing = s.signal == nil
+            return s.signal
+        }
+        if let early { throw ExitCode(128 + early) }
+        defer { state.withLock { $0.writing = false } }
+        try write()
+        if let late = state.withLock({ $0.signal }) {
+            say("the output is complete; stopping as asked")
+            throw ExitCode(128 + late)
+        }
+    }
+
+    /// The exit for `error`: `ExitCode(128 + N)` (after saying so) for an interruption by
+    /// signal N, `error` itself otherwise.
+    static func exitCode(for error: Error) -> Error {
+        guard case ClusterError.interrupted(let signal) = error else { return error }
+        say("\(error)")
+        return ExitCode(128 + signal)
+    }
+
+    private static func say(_ message: String) {
+        FileHandle.standardError.write(Data("[coordinator] \(message)\n".utf8))
+    }
+
+    private func say(_ message: String) { Interrupts.say(message) }
+}
