@@ -7,15 +7,19 @@ import Synchronization
 /// - while workers compute (`--local`, `--workers`): the run ends at its next wait for them
 ///   (``ClusterStatisticsSource/interruption``), they are told to stop, and local worker
 ///   processes are stopped; nothing is written;
-/// - while the output is written: the files are finished first (each appears whole, never
-///   as a half-written temporary file), then the process exits;
-/// - otherwise (loading, computing in this process, verifying): it exits at once.
+/// - while a file is written (the weights and report, `--dump-inputs`): it is finished
+///   first (each appears whole, never as a half-written temporary file), then the process
+///   exits;
+/// - otherwise (loading, computing in this process, verifying): it exits at once, saying
+///   whether anything was written.
 /// Either way the exit status is 128 + the signal number, as a shell expects.
 final class Interrupts: Sendable {
     private struct State {
         var signal: Int32?
         var cluster: Interruption?
         var writing = false
+        /// Files finished so far (see ``whileWriting(_:)``), for the message at exit.
+        var written = 0
     }
 
     private let state = Mutex(State())
@@ -36,18 +40,18 @@ final class Interrupts: Sendable {
     deinit { sources.forEach { $0.cancel() } }
 
     private func received(_ sig: Int32) {
-        enum Action { case stopWorkers, finishWriting, exitNow }
+        enum Action { case stopWorkers, finishWriting, exitNow(written: Int) }
         let action: Action = state.withLock { s in
             if s.signal == nil { s.signal = sig }
             if s.writing { return .finishWriting }
             if let cluster = s.cluster { cluster.set(sig); return .stopWorkers }
-            return .exitNow
+            return .exitNow(written: s.written)
         }
         switch action {
         case .stopWorkers: say("interrupted: stopping the workers")
-        case .finishWriting: say("interrupted while writing the output: finishing the files first")
-        case .exitNow:
-            say("interrupted; nothing was written")
+        case .finishWriting: say("interrupted while writing: finishing the file(s) first")
+        case .exitNow(let written):
+            say(written == 0 ? "interrupted; nothing was written" : "interrupted; the file(s) written so far are complete")
             exit(128 + sig)
         }
     }
@@ -58,18 +62,28 @@ final class Interrupts: Sendable {
         state.withLock { $0.cluster = cluster }
     }
 
-    /// Runs `write` with signals held until it returns, then exits if one came.
+    /// Runs `write` with signals held until it returns, then exits if one came (before it
+    /// started: without writing).
     /// - Throws: whatever `write` throws; `ExitCode(128 + N)` after signal N.
     func whileWriting(_ write: () throws -> Void) throws {
-        let early = state.withLock { s -> Int32? in
+        let early = state.withLock { s -> (signal: Int32, written: Int)? in
             s.writing = s.signal == nil
-            return s.signal
+            return s.signal.map { ($0, s.written) }
         }
-        if let early { throw ExitCode(128 + early) }
-        defer { state.withLock { $0.writing = false } }
-        try write()
-        if let late = state.withLock({ $0.signal }) {
-            say("the output is complete; stopping as asked")
+        if let early {
+            say(early.written == 0 ? "interrupted; nothing was written" : "interrupted; the file(s) written so far are complete")
+            throw ExitCode(128 + early.signal)
+        }
+        do {
+            try write()
+        } catch {
+            state.withLock { $0.writing = false }
+            throw error
+        }
+        // Leaving the writing state and looking for a signal in one step: one that comes
+        // later finds `writing` false and ends the process itself.
+        if let late = state.withLock({ s -> Int32? in s.writing = false; s.written += 1; return s.signal }) {
+            say("the file(s) are complete; stopping as asked")
             throw ExitCode(128 + late)
         }
     }

@@ -145,7 +145,9 @@ struct MICoordinator: AsyncParsableCommand {
         let effectiveChunk = min(chunkSize, plan.loaded.count)
         if let dumpInputs {
             try MICoordinator.checkWritable(dumpInputs, flag: "--dump-inputs")
-            try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
+            try interrupts.whileWriting {
+                try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
+            }
         }
         let loadSeconds = (clock.now - loadStart) / .seconds(1)
 
