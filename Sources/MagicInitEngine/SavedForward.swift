@@ -64,13 +64,24 @@ extension Engine {
     /// the nodes they were saved from computes what it would have right after that forward
     /// pass. Memories saved with positivity hold `1`/`0` afterwards, not their old values.
     public func restoreForward(_ saved: SavedForward) {
-        for (slot, payload) in saved.entries {
+        restore([saved]) { slot, words in
             let memory = savedSlots.memories[slot].memory
-            switch payload {
-            case .bytes(let bytes):
-                bytes.withUnsafeBytes { memory.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            case .bits(let words):
-                Engine.unpackPositive(words, into: memory.floats, count: memory.byteCount / 4)
+            Engine.unpackPositive(words, into: memory.floats, count: memory.byteCount / 4)
+        }
+    }
+
+    /// Writes the raw entries of `saved` (in order) back into their memories and hands each
+    /// positivity entry to `positivity(slot, words)`.
+    private func restore(_ saved: [SavedForward], positivity: (Int, [UInt64]) -> Void) {
+        for one in saved {
+            for (slot, payload) in one.entries {
+                switch payload {
+                case .bytes(let bytes):
+                    let memory = savedSlots.memories[slot].memory
+                    bytes.withUnsafeBytes { memory.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                case .bits(let words):
+                    positivity(slot, words)
+                }
             }
         }
     }
@@ -83,19 +94,9 @@ extension Engine {
     /// them unpacked to floats for oneDNN's eltwise backward. Afterwards the memories saved
     /// with positivity hold unspecified values (restore again before another backward pass).
     public func backward(restoring saved: [SavedForward]) throws {
+        // A slot's encoding is fixed, so a later entry for a slot replaces an earlier one.
         var held: [Int: [UInt64]] = [:]
-        for one in saved {
-            for (slot, payload) in one.entries {
-                switch payload {
-                case .bytes(let bytes):
-                    held[slot] = nil
-                    let memory = savedSlots.memories[slot].memory
-                    bytes.withUnsafeBytes { memory.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                case .bits(let words):
-                    held[slot] = words
-                }
-            }
-        }
+        restore(saved) { slot, words in held[slot] = words }
         let readers = savedSlotReaders
         try backward(weights: false) { index, kernel in
             let slots = savedSlots.perNode[index].filter { held[$0] != nil }
@@ -122,30 +123,42 @@ extension Engine {
     /// negative gradient gives −0, as oneDNN's ReLU backward computes `diff · 0`).
     static func maskPositive(_ words: [UInt64], diff: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
         nonisolated(unsafe) let out = out, diff = diff
+        forEachBit(of: words, count: count) { i, bits in
+            // All-ones or all-zeros lane masks, then a bitwise select (integer lanes: the
+            // compiler keeps these in vector registers; a float select came out scalar).
+            let mask = SIMD16<UInt32>(repeating: 0) &- bits
+            let d = UnsafeRawPointer(diff + i).loadUnaligned(as: SIMD16<Float>.self)
+            let kept = unsafeBitCast(d, to: SIMD16<UInt32>.self), zeroed = unsafeBitCast(d * 0, to: SIMD16<UInt32>.self)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: (kept & mask) | (zeroed & ~mask), as: SIMD16<UInt32>.self)
+        } element: { j, set in
+            out[j] = set ? diff[j] : diff[j] * 0
+        }
+    }
+
+    /// Calls `lanes(i, bits)` for each run of 16 of the `count` elements whose bits `words`
+    /// hold (lane `b` of `bits` is 1 when bit `i + b` is set, else 0), and `element(j, set)`
+    /// for the elements after the last whole word. Blocks of ``packBlock`` elements run in
+    /// parallel.
+    @inline(__always)
+    private static func forEachBit(of words: [UInt64], count: Int, lanes: @Sendable (Int, SIMD16<UInt32>) -> Void, element: @Sendable (Int, Bool) -> Void) {
         words.withUnsafeBufferPointer { w in
             nonisolated(unsafe) let w = w
             let blocks = (count + packBlock - 1) / packBlock
             DispatchQueue.concurrentPerform(iterations: blocks) { block in
                 let start = block * packBlock, end = min(count, start + packBlock)
-                // Bit b of a 16-bit group → lane b → all-ones or all-zeros lane mask, then a
-                // bitwise select (integer lanes: the compiler keeps these in vector registers).
                 let shifts = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                 var i = start
                 while i + 64 <= end {
                     let word = w[i / 64]
                     for quarter in 0..<4 {
                         let group = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)))
-                        let mask = SIMD16<UInt32>(repeating: 0) &- ((group &>> shifts) & 1)
-                        let d = UnsafeRawPointer(diff + i + quarter * 16).loadUnaligned(as: SIMD16<Float>.self)
-                        let kept = unsafeBitCast(d, to: SIMD16<UInt32>.self), zeroed = unsafeBitCast(d * 0, to: SIMD16<UInt32>.self)
-                        let v = (kept & mask) | (zeroed & ~mask)
-                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<UInt32>.self)
+                        lanes(i + quarter * 16, (group &>> shifts) & 1)
                     }
                     i += 64
                 }
                 if i < end {
                     let word = w[i / 64]
-                    for j in i..<end { out[j] = (word >> UInt64(j - i)) & 1 == 1 ? diff[j] : diff[j] * 0 }
+                    for j in i..<end { element(j, (word >> UInt64(j - i)) & 1 == 1) }
                 }
             }
         }
@@ -189,30 +202,12 @@ extension Engine {
     /// Writes `1` where bit `i` of `words` is set and `0` elsewhere.
     static func unpackPositive(_ words: [UInt64], into values: UnsafeMutablePointer<Float>, count: Int) {
         nonisolated(unsafe) let out = values
-        words.withUnsafeBufferPointer { w in
-            nonisolated(unsafe) let w = w
-            let blocks = (count + packBlock - 1) / packBlock
-            DispatchQueue.concurrentPerform(iterations: blocks) { block in
-                let start = block * packBlock, end = min(count, start + packBlock)
-                // Bit b of a 16-bit group → lane b: shift, mask, and 1 becomes 1.0f's bits.
-                let shifts = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                let one = SIMD16<UInt32>(repeating: Float(1).bitPattern)
-                var i = start
-                while i + 64 <= end {
-                    let word = w[i / 64]
-                    for quarter in 0..<4 {
-                        let group = SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: word >> UInt64(quarter * 16)))
-                        let v = ((group &>> shifts) & 1) &* one
-                        UnsafeMutableRawPointer(out + i + quarter * 16).storeBytes(of: v, as: SIMD16<UInt32>.self)
-                    }
-                    i += 64
-                }
-                if i < end {
-                    let word = w[i / 64]
-                    for j in i..<end { out[j] = (word >> UInt64(j - i)) & 1 == 1 ? 1 : 0 }
-                }
-            }
+        let one = SIMD16<UInt32>(repeating: Float(1).bitPattern)
+        forEachBit(of: words, count: count) { i, bits in
+            // 1 becomes 1.0f's bits.
+            UnsafeMutableRawPointer(out + i).storeBytes(of: bits &* one, as: SIMD16<UInt32>.self)
+        } element: { j, set in
+            out[j] = set ? 1 : 0
         }
     }
 }
-

@@ -51,7 +51,7 @@ final class Interrupts: Sendable {
         case .stopWorkers: say("interrupted: stopping the workers")
         case .finishWriting: say("interrupted while writing: finishing the file(s) first")
         case .exitNow(let written):
-            say(written == 0 ? "interrupted; nothing was written" : "interrupted; the file(s) written so far are complete")
+            say(Interrupts.stopped(written: written))
             exit(128 + sig)
         }
     }
@@ -71,7 +71,7 @@ final class Interrupts: Sendable {
             return s.signal.map { ($0, s.written) }
         }
         if let early {
-            say(early.written == 0 ? "interrupted; nothing was written" : "interrupted; the file(s) written so far are complete")
+            say(Interrupts.stopped(written: early.written))
             throw ExitCode(128 + early.signal)
         }
         do {
@@ -94,6 +94,11 @@ final class Interrupts: Sendable {
         guard case ClusterError.interrupted(let signal) = error else { return error }
         say("\(error)")
         return ExitCode(128 + signal)
+    }
+
+    /// The message for stopping with `written` files finished.
+    private static func stopped(written: Int) -> String {
+        written == 0 ? "interrupted; nothing was written" : "interrupted; the file(s) written so far are complete"
     }
 
     private static func say(_ message: String) {
