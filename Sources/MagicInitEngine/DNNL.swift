@@ -162,18 +162,39 @@ final class Memory {
 
     /// `bytes` of zero pages, mapped directly; release with `munmap`.
     ///
-    /// With `prefault` they are faulted in by the same call (`MAP_POPULATE`): on one thread
-    /// that costs about half as much as faulting them in a page at a time on first write.
-    /// But the kernel holds the process's address-space lock while it populates, so two
-    /// threads that map memory at once (two engines of one collector) wait for each other;
-    /// without `prefault` each faults its own pages in on first write, concurrently.
+    /// Mappings of 2 MiB or more start on a 2 MiB boundary and ask for transparent huge
+    /// pages (`MADV_HUGEPAGE`; this kernel's default is `madvise`): one fault per 2 MiB
+    /// instead of per 4 KiB, and fewer TLB misses in the kernels that stream activations and
+    /// VGG-16's 411 MB `fc6` weights. Interleaved runs of `scripts/bench-init`'s command: 2.9 s
+    /// faster on average (8 of 8 pairs), same output bits.
+    ///
+    /// With `prefault` they are faulted in by the same call (`MAP_POPULATE`, or
+    /// `MADV_POPULATE_WRITE` for huge pages): on one thread that costs about half as much as
+    /// faulting them in a page at a time on first write. But the kernel holds the process's
+    /// address-space lock while it populates, so two threads that map memory at once (two
+    /// engines of one collector) wait for each other; without `prefault` each faults its own
+    /// pages in on first write, concurrently.
     /// - Throws: ``EngineError/dnnl(status:context:)`` naming `purpose` when mapping fails.
     static func map(_ bytes: Int, prefault: Bool, for purpose: String) throws -> UnsafeMutableRawPointer {
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (prefault ? MAP_POPULATE : 0)
-        guard let region = mmap(nil, bytes, PROT_READ | PROT_WRITE, flags, -1, 0),
-              region != MAP_FAILED else {
+        let huge = 2 << 20
+        let aligning = bytes >= huge
+        // For alignment, a huge page more than asked; the slack on either side is unmapped.
+        let total = aligning ? bytes + huge : bytes
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | (prefault && !aligning ? MAP_POPULATE : 0)
+        guard let raw = mmap(nil, total, PROT_READ | PROT_WRITE, flags, -1, 0), raw != MAP_FAILED else {
             throw EngineError.dnnl(status: 1, context: "mapping \(bytes) bytes for \(purpose): \(String(cString: strerror(errno)))")
         }
+        guard aligning else { return raw }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: raw), aligned = (start + huge - 1) & ~(huge - 1)
+        let end = (aligned + bytes + page - 1) & ~(page - 1)
+        if aligned > start { munmap(raw, aligned - start) }
+        if start + total > end { munmap(UnsafeMutableRawPointer(bitPattern: end), start + total - end) }
+        let region = UnsafeMutableRawPointer(bitPattern: aligned)!
+        // Advice only: without huge pages (or on kernels before 5.14 for the populate), the
+        // memory is the same, faulted in 4 KiB at a time.
+        _ = madvise(region, bytes, MADV_HUGEPAGE)
+        if prefault { _ = madvise(region, bytes, 23 /* MADV_POPULATE_WRITE, Linux 5.14 */) }
         return region
     }
     /// The mapping this memory owns, unmapped with it.

@@ -94,3 +94,19 @@ import MagicInitCore
         }
     }
 }
+
+/// ``Memory/map(_:prefault:for:)``: large mappings start on a huge-page boundary, hold
+/// zeros, and can be written end to end and unmapped with the size asked for.
+@Suite struct MappedMemoryTests {
+    @Test(arguments: [(1 << 20) + 4, 2 << 20, (5 << 20) + 12], [false, true])
+    func test_map_alignsLargeMappingsToHugePages(bytes: Int, prefault: Bool) throws {
+        let region = try Memory.map(bytes, prefault: prefault, for: "a test")
+        defer { munmap(region, bytes) }
+        #expect(bytes < 2 << 20 || Int(bitPattern: region) % (2 << 20) == 0)
+        let floats = region.bindMemory(to: Float.self, capacity: bytes / 4)
+        #expect((0..<(bytes / 4)).allSatisfy { floats[$0] == 0 })
+        for i in stride(from: 0, to: bytes / 4, by: 997) { floats[i] = Float(i) }
+        floats[bytes / 4 - 1] = 1
+        #expect(floats[997] == 997 && floats[bytes / 4 - 1] == 1)
+    }
+}
