@@ -105,7 +105,10 @@ public final class ChunkCollector {
     ///   - engineResidentBytes: weights at least this large that oneDNN keeps in the Caffe
     ///     layout are held only in the engine (see ``WeightReplica``); the default keeps
     ///     VGG-16's and CaffeNet's `fc6.weight` (411 MB and 151 MB) there.
-    public init(network: Network, chunkSize: Int, threads: Int? = nil, engineResidentBytes: Int = 16 << 20) throws {
+    ///   - inPlaceActivations: ReLUs write over their inputs (``Engine/Options/inPlaceActivations``;
+    ///     off only in tests that compare the two ways bit for bit).
+    public init(network: Network, chunkSize: Int, threads: Int? = nil, engineResidentBytes: Int = 16 << 20,
+                inPlaceActivations: Bool = true) throws {
         let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
         self.graph = graph
         let total = max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -113,7 +116,9 @@ public final class ChunkCollector {
         // Two engines allocate at the same time (first snapshots, first backward pass): no
         // prefaulting, which would make them take turns (see `Engine.Options.prefault`).
         // The second engine uses the first one's weight buffers.
-        let options = Engine.Options(threads: max(1, total / count), prefault: count == 1)
+        // ReLUs run in place: no step reads an affine output after its ReLU has run (the
+        // statistics are taken as each affine layer finishes, see `measure`).
+        let options = Engine.Options(threads: max(1, total / count), prefault: count == 1, inPlaceActivations: inPlaceActivations)
         let first = try Engine(graph: graph, options: options)
         engines = try [first] + (1..<count).map { _ in try Engine(graph: graph, options: options, sharingWeightsOf: first) }
         // Large weights that oneDNN keeps in the Caffe layout live only in the first
@@ -549,11 +554,16 @@ public final class ChunkCollector {
                 forward = state.layers
             } else {
                 try engine.setInput(self.padded(chunk.images))
-                try engine.forward()
-                for node in self.graph.nodes where node.kind.isAffine {
+                // Each affine layer's statistics as soon as it has run (its ReLU may then
+                // overwrite its output).
+                var first = 0
+                for (index, node) in self.graph.nodes.enumerated() where node.kind.isAffine {
+                    try engine.forward(nodes: first..<(index + 1))
+                    first = index + 1
                     let moments = try engine.withChannelBlockedValue(of: node.tops[0]) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
                     forward[node.name] = ForwardStatistics(inputSquares: try self.inputSquares(node, images: n, on: engine), outputMoments: moments)
                 }
+                try engine.forward(nodes: first..<self.graph.nodes.count)
             }
             for output in outputs {
                 let shape = self.graph.blobs[output].shape

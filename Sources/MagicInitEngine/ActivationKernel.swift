@@ -10,7 +10,8 @@ final class ActivationKernel: Kernel {
     private let forwardPrimitive: Primitive
     private var backwardPrimitive: Primitive?
 
-    init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext) throws {
+    /// - Parameter inPlace: write the output over the input (a ReLU with slope ≥ 0 only).
+    init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext, inPlace: Bool = false) throws {
         switch node.kind {
         // With a slope ≥ 0 the output is positive exactly where the input is, so the
         // backward pass reads the output (oneDNN's `use_dst_for_bwd` form): the input need
@@ -26,7 +27,11 @@ final class ActivationKernel: Kernel {
         try check(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_training, algorithm, &data, alpha, 0), "describing \(node.kind.caffeType) \(node.name)")
         forwardPrimitive = try Primitive(opDesc: &d, hint: nil, context, "\(node.kind.caffeType) \(node.name)")
         super.init(base: node, graph: graph, bottoms: bottoms, context: context)
-        tops = [try Memory(forwardPrimitive.md(dnnl_query_dst_md), context)]
+        precondition(!inPlace || algorithm == dnnl_eltwise_relu_use_dst_for_bwd, "in-place \(node.kind.caffeType) \(node.name)")
+        let dst = forwardPrimitive.md(dnnl_query_dst_md)
+        // oneDNN's eltwise runs in place (same memory as source and destination, and as
+        // gradient in and out); its output has the input's layout.
+        tops = [inPlace && descEqual(dst, bottoms[0].desc) ? bottoms[0] : try Memory(dst, context)]
     }
 
     /// Whether backward reads the forward output rather than the input.

@@ -1,7 +1,7 @@
 import Testing
 @testable import MagicInitCollector
 import MagicInitCore
-import MagicInitEngine
+@testable import MagicInitEngine
 import MagicInitSamples
 
 /// Algorithm 1 folds the ReLU that follows a cached affine output into the map applied as
@@ -59,5 +59,29 @@ import MagicInitSamples
         let a = try algorithm1ThenMeasurements(fused, early: Array(chunks[..<half]), late: Array(chunks[half...]), lateAfter: 2)
         let b = try algorithm1ThenMeasurements(layered, early: Array(chunks[..<half]), late: Array(chunks[half...]), lateAfter: 2)
         expectSameBits(a, b)
+    }
+
+    /// ReLUs written over their inputs (the collector's default) against separate buffers:
+    /// every statistic and weight bitwise equal, with the ReLU folded into the restore and
+    /// run as a layer (in place), on one engine and two, with chunks adopted mid-run. The
+    /// second measurement runs forward again (after a weight change), where each affine
+    /// layer's statistics must be taken before its ReLU overwrites its output.
+    @Test(arguments: [1, 2])
+    func test_algorithm1_inPlaceReLU_sameBitsAsSeparateBuffers(threads: Int) throws {
+        let network = reluNetwork()
+        let images = try SamplePhotos.load(size: 32)
+        let chunks = LocalStatisticsSource.chunks(of: images, size: 4)
+        let separate = try ChunkCollector(network: network, chunkSize: 4, threads: threads, inPlaceActivations: false)
+        let inPlace = try ChunkCollector(network: network, chunkSize: 4, threads: threads)
+        let inPlaceLayered = try ChunkCollector(network: network, chunkSize: 4, threads: threads)
+        inPlaceLayered.fusesReLU = false
+        #expect(inPlace.engines.allSatisfy { $0.inPlace.count == 6 } && separate.engines.allSatisfy { $0.inPlace.isEmpty })
+        let half = chunks.count / 2
+        func run(_ collector: ChunkCollector) throws -> (bits: [UInt64], weights: ParameterSet) {
+            try algorithm1ThenMeasurements(collector, early: Array(chunks[..<half]), late: Array(chunks[half...]), lateAfter: 2)
+        }
+        let expected = try run(separate)
+        expectSameBits(try run(inPlace), expected)
+        expectSameBits(try run(inPlaceLayered), expected)
     }
 }

@@ -100,7 +100,8 @@ func algorithm1ThenMeasurements(_ collector: ChunkCollector, early: [Chunk], lat
     for step in 0..<2 {
         for part in try collector.measure(step: step, seed: 3, weightGradients: false) {
             for layer in part.measurement.layers {
-                record(layer.outputGradientSquares.sumOfSquares + [layer.outputGradientNorm.sum] + layer.weightSquares + layer.inputSquares.sumOfSquares)
+                record(layer.outputGradientSquares.sumOfSquares + [layer.outputGradientNorm.sum] + layer.weightSquares + layer.inputSquares.sumOfSquares
+                       + layer.outputMoments.mean + layer.outputMoments.m2)
             }
         }
         // An Algorithm 2 style correction: scale fc4's rows, undo it in fc5's columns.

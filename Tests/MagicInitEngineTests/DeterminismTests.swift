@@ -124,10 +124,50 @@ import MagicInitCore
     }
 }
 
+/// ``Engine/Options/inPlaceActivations``: a ReLU writes over its input, and every value,
+/// gradient and weight gradient that is still there is bit for bit what separate buffers give.
+@Suite(.serialized) struct InPlaceActivationTests {
+    @Test(arguments: ["small", "mixed"])
+    func test_inPlaceReLU_sameBitsAsSeparateBuffers(name: String) throws {
+        // "small": ReLUs before LRN, max pooling and dropout; "mixed": a leaky ReLU (slope
+        // 0.1, in place too) and Sigmoid / Tanh (never in place).
+        let network = name == "small" ? BuiltinNetworks.small() : SavedForwardTests.mixed()
+        let separate = try randomEngine(network, batchSize: 2, seed: 4)
+        let shared = try randomEngine(network, batchSize: 2, seed: 4, inPlaceActivations: true)
+        let graph = shared.graph
+        let reluTops = graph.nodes.filter { if case .relu = $0.kind { true } else { false } }.map(\.tops[0])
+        let overwritten = Set(shared.inPlace.values), aliased = Set(shared.inPlace.keys)
+        #expect(!aliased.isEmpty && aliased.isSubset(of: Set(reluTops)))
+        for (top, bottom) in shared.inPlace { #expect(shared.values[top] === shared.values[bottom]) }
+        #expect(separate.inPlace.isEmpty)
+        let images = SavedForwardTests().image(shared, seed: 1)
+        let output = graph.outputs[0], outputShape = graph.blobs[output].shape
+        let eta = Tensor(shape: outputShape, data: Philox(seed: 5, stream: 0).gaussians(count: outputShape.reduce(1, *)))
+        func pass(_ engine: Engine, restoring saved: SavedForward? = nil) throws -> (values: [[UInt32]], gradients: [[UInt32]], weights: [[UInt32]]) {
+            try engine.setInput(images)
+            try engine.forward()
+            let values = try graph.blobs.indices.filter { !overwritten.contains($0) }.map { try engine.value(of: $0).data.map(\.bitPattern) }
+            try engine.setGradient(eta, of: output)
+            if let saved { try engine.backward(restoring: [saved]) } else { try engine.backward(weights: true) }
+            let gradients = try graph.blobs.indices.filter { !graph.inputs.contains($0) && !aliased.contains($0) }
+                .map { try engine.gradient(of: $0).data.map(\.bitPattern) }
+            let weights = saved != nil ? [] : try graph.parameters.map { try engine.parameterGradient($0.key).data.map(\.bitPattern) }
+            return (values, gradients, weights)
+        }
+        let expected = try pass(separate), actual = try pass(shared)
+        #expect(actual.values == expected.values)
+        #expect(actual.gradients == expected.gradients)
+        #expect(actual.weights == expected.weights && !expected.weights.isEmpty)
+        // Backward over a saved forward pass (ReLUs straight from the saved bits, in place).
+        let saved = (separate.saveForward(nodes: graph.nodes.indices), shared.saveForward(nodes: graph.nodes.indices))
+        #expect(try pass(shared, restoring: saved.1).gradients == pass(separate, restoring: saved.0).gradients)
+    }
+}
+
 /// An engine for `network` with Gaussian weights (std 0.1) and biases (mean 0.05) from `seed`.
-func randomEngine(_ network: Network, batchSize: Int, seed: UInt64) throws -> Engine {
+func randomEngine(_ network: Network, batchSize: Int, seed: UInt64, inPlaceActivations: Bool = false) throws -> Engine {
     let graph = try Graph(network, batchSize: batchSize)
-    let engine = try Engine(graph: graph, options: .init(threads: 2))
+    let engine = try Engine(graph: graph, options: .init(threads: 2, inPlaceActivations: inPlaceActivations))
     var parameters: ParameterSet = [:]
     for (i, spec) in graph.parameters.enumerated() {
         parameters[spec.key] = Tensor(shape: spec.shape, data: Philox(seed: seed, stream: UInt64(i)).gaussians(count: spec.count, mean: spec.role == .bias ? 0.05 : 0, std: 0.1))
