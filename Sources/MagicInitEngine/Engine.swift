@@ -364,7 +364,7 @@ public final class Engine {
         guard diffs.isEmpty else { return }
         let inputs = Set(graph.inputs)
         diffs = try graph.blobs.indices.map { id in
-            inputs.contains(id) && !options.gradientToInputs || inPlace[id] != nil ? nil : try Memory(values[id].desc, context)
+            (inputs.contains(id) && !options.gradientToInputs) || inPlace[id] != nil ? nil : try Memory(values[id].desc, context)
         }
         for (top, bottom) in inPlace { diffs[top] = diffs[bottom] }
         var edges: [Int: Int] = [:]
