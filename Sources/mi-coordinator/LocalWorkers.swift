@@ -35,6 +35,25 @@ final class LocalWorkers: @unchecked Sendable {
         return executable
     }
 
+    /// A new folder for the ipc:// socket of this run, `magicinit-<pid>` in the temporary
+    /// folder (`TMPDIR`). Folders of earlier runs whose coordinator no longer exists (killed
+    /// with SIGKILL, so it could not remove its own) and that this user owns are removed first.
+    /// - Throws: when the folder cannot be created.
+    static func makeSocketDirectory() throws -> URL {
+        let temporary = FileManager.default.temporaryDirectory
+        let prefix = "magicinit-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid(),
+                  kill(pid, 0) == -1 && errno == ESRCH else { continue }
+            let stale = temporary.appendingPathComponent(name)
+            let owner = (try? FileManager.default.attributesOfItem(atPath: stale.path))?[.ownerAccountID] as? NSNumber
+            if owner?.uint32Value == getuid() { try? FileManager.default.removeItem(at: stale) }
+        }
+        let directory = temporary.appendingPathComponent(prefix + String(getpid()))
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
     var processIDs: [Int32] { lock.withLock { processes.map(\.processIdentifier) } }
 
     /// Waits up to `grace` for the workers to exit on their own, then terminates the rest.

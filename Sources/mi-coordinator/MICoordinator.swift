@@ -161,8 +161,7 @@ struct MICoordinator: AsyncParsableCommand {
             let endpoint: String
             if local != nil {
                 try LocalWorkers.requireWorkerExecutable()
-                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("magicinit-\(getpid())")
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                let directory = try LocalWorkers.makeSocketDirectory()
                 socketDirectory = directory
                 endpoint = "ipc://" + directory.appendingPathComponent("coordinator.sock").path
             } else {

@@ -104,4 +104,40 @@ import MagicInitTransport
         while running() > 0 && clock.now < stopDeadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(running() == 0, "worker processes still running 10 s after the interrupt")
     }
+
+    /// A coordinator killed with SIGKILL cannot remove its `magicinit-<pid>` socket folder;
+    /// the next `--local` run removes such folders whose process is gone, and keeps those of
+    /// live processes.
+    @Test func test_localRun_removesSocketFoldersOfKilledCoordinators() throws {
+        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
+        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("mi-stale-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: temporary) }
+        // A process id that is gone: a finished child's.
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let stale = temporary.appendingPathComponent("magicinit-\(finished.processIdentifier)")
+        let live = temporary.appendingPathComponent("magicinit-\(getpid())")
+        for folder in [stale, live] {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data().write(to: folder.appendingPathComponent("coordinator.sock"))
+        }
+        let process = Process()
+        process.executableURL = coordinator
+        process.arguments = ["--network", "small", "--images", SamplePhotos.folder, "--max-images", "4", "--local", "1",
+                             "--output", temporary.appendingPathComponent("w.safetensors").path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary.path]) { $1 }
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: stale.path), "the folder of a process that is gone is left")
+        #expect(FileManager.default.fileExists(atPath: live.path), "the folder of a live process was removed")
+        let own = temporary.appendingPathComponent("magicinit-\(process.processIdentifier)")
+        #expect(!FileManager.default.fileExists(atPath: own.path), "the run did not remove its own socket folder")
+    }
 }
