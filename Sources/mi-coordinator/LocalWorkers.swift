@@ -72,9 +72,12 @@ final class LocalWorkers: @unchecked Sendable {
 
 enum CoordinatorError: Error, CustomStringConvertible {
     case missingWorkerExecutable(String)
+    /// None of the `tried` files of `--images` `source` could be decoded.
+    case noUsableImages(source: String, tried: Int)
     var description: String {
         switch self {
         case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing; build it with `swift build -c release` (or `swift build -c release --product mi-worker`)"
+        case .noUsableImages(let source, let tried): "--images \(source): none of its \(tried) image file(s) could be decoded (each is named above)"
         }
     }
 }

@@ -138,7 +138,12 @@ struct MICoordinator: AsyncParsableCommand {
         let loader = try ImageLoader(inputShape: inputShape, preprocessing: chosenPreprocessing, resize: resize.mode)
         let loadStart = clock.now
         let options = algorithm.initOptions
-        let plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
+        let plan: ImageChunks.Plan
+        do {
+            plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
+        } catch ImageError.noUsableImages(let tried) {
+            throw CoordinatorError.noUsableImages(source: images ?? "the embedded sample photos", tried: tried)
+        }
         if !plan.skipped.isEmpty {
             log("[coordinator] using \(plan.loaded.count) of the \(paths.count) image(s): \(plan.skipped.count) could not be decoded")
         }

@@ -1,0 +1,33 @@
+import Foundation
+import Testing
+
+/// Errors of the real `mi-coordinator` on bad input: they name what was wrong, exit
+/// non-zero and write nothing.
+@Suite struct CoordinatorErrorTests {
+    @Test func test_noDecodableImage_namesTheFolderAndWritesNothing() throws {
+        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
+        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-undecodable-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let images = folder.appendingPathComponent("images")
+        try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
+        try Data("not a photo".utf8).write(to: images.appendingPathComponent("a.jpg"))
+        try Data([0xFF, 0xD8, 0xFF]).write(to: images.appendingPathComponent("b.jpg"))
+        let output = folder.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = coordinator
+        process.arguments = ["--network", "small", "--images", images.path, "--output", output.appendingPathComponent("w.safetensors").path]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("Error: --images \(images.path): none of its 2 image file(s) could be decoded"), "\(message)")
+        #expect(message.contains("skipped \(images.path)/a.jpg") && message.contains("skipped \(images.path)/b.jpg"), "\(message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: output.path).isEmpty)
+    }
+}
