@@ -7,7 +7,7 @@ struct AlgorithmOptions: ParsableArguments {
     @Option(help: "What to run: both (Gaussian start, Algorithm 1, Algorithm 2), within-layer (Algorithm 1 only), between-layer (Algorithm 2 only, on --weights), pretrained-both (Algorithms 1 and 2 on --weights).")
     var mode: InitOptions.Mode = .both
 
-    @Option(help: "Target mean β of every channel of every affine layer (reference code: 0.1).")
+    @Option(help: "Target mean β of every channel of every affine layer (reference code: 0.1; a negative value takes the = form, --bias=-0.1).")
     var bias = 0.1
 
     @Option(help: "Damping α of Algorithm 2's correction r = (C_k / C̄)^(α/2) (paper: 0.25).")

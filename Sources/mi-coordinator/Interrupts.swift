@@ -20,6 +20,8 @@ final class Interrupts: Sendable {
         var writing = false
         /// Files finished so far (see ``whileWriting(_:)``), for the message at exit.
         var written = 0
+        /// Run before an exit at once (see ``atExit(_:)``).
+        var cleanup: (@Sendable () -> Void)?
     }
 
     private let state = Mutex(State())
@@ -40,20 +42,28 @@ final class Interrupts: Sendable {
     deinit { sources.forEach { $0.cancel() } }
 
     private func received(_ sig: Int32) {
-        enum Action { case stopWorkers, finishWriting, exitNow(written: Int) }
+        enum Action { case stopWorkers, finishWriting, exitNow(written: Int, cleanup: (@Sendable () -> Void)?) }
         let action: Action = state.withLock { s in
             if s.signal == nil { s.signal = sig }
             if s.writing { return .finishWriting }
             if let cluster = s.cluster { cluster.set(sig); return .stopWorkers }
-            return .exitNow(written: s.written)
+            return .exitNow(written: s.written, cleanup: s.cleanup)
         }
         switch action {
         case .stopWorkers: say("interrupted: stopping the workers")
         case .finishWriting: say("interrupted while writing: finishing the file(s) first")
-        case .exitNow(let written):
-            say(Interrupts.stopped(written: written))
+        case .exitNow(let written, let cleanup):
+            cleanup?()
+            say(Interrupts.stopped(by: sig, written: written))
             exit(128 + sig)
         }
+    }
+
+    /// `cleanup` runs before the process exits at once on a signal (not when the run ends
+    /// otherwise: the caller's own `defer` does that), e.g. stopping local worker processes
+    /// and removing their socket folder, which `exit` would skip.
+    func atExit(_ cleanup: @escaping @Sendable () -> Void) {
+        state.withLock { $0.cleanup = cleanup }
     }
 
     /// Workers are computing for `cluster`: a signal now ends the run at its next wait;
@@ -71,7 +81,7 @@ final class Interrupts: Sendable {
             return s.signal.map { ($0, s.written) }
         }
         if let early {
-            say(Interrupts.stopped(written: early.written))
+            say(Interrupts.stopped(by: early.signal, written: early.written))
             throw ExitCode(128 + early.signal)
         }
         do {
@@ -96,9 +106,9 @@ final class Interrupts: Sendable {
         return ExitCode(128 + signal)
     }
 
-    /// The message for stopping with `written` files finished.
-    private static func stopped(written: Int) -> String {
-        written == 0 ? "interrupted; nothing was written" : "interrupted; the file(s) written so far are complete"
+    /// The message for stopping on signal `sig` with `written` files finished.
+    private static func stopped(by sig: Int32, written: Int) -> String {
+        "interrupted by signal \(sig); " + (written == 0 ? "nothing was written" : "the file(s) written so far are complete")
     }
 
     private static func say(_ message: String) {

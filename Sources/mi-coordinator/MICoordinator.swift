@@ -216,6 +216,14 @@ struct MICoordinator: AsyncParsableCommand {
             statistics = try LocalStatisticsSource(network: net, images: plan.tensor, chunkSize: effectiveChunk,
                                                    seed: options.seed, threads: threads, progress: { progressLine.update($0) })
         }
+        // The same when a signal ends the process at once (between the workers' last
+        // request and the write, or while loading weights), which skips this `defer`.
+        let stopLocal = localWorkers
+        let removeSockets = socketDirectory
+        interrupts.atExit {
+            stopLocal?.stop(grace: .milliseconds(500))
+            if let removeSockets { try? FileManager.default.removeItem(at: removeSockets) }
+        }
         defer {
             localWorkers?.stop(grace: .seconds(3))
             if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
@@ -278,6 +286,8 @@ struct MICoordinator: AsyncParsableCommand {
         print(result.table())
         summary.forEach { print($0) }
         print("wrote \(outputPath) (\(parameters.count) tensors) and \(reportPath)")
+        // Shown now, not after a `--verify` pass, when the output is a pipe or a file.
+        fflush(nil)
         if verify {
             try Verification.run(network: net, parameters: input.readBack(outputPath), images: plan.tensor, chunkSize: chunkSize,
                                  beta: options.bias, mode: options.mode)

@@ -140,4 +140,54 @@ import MagicInitTransport
         let own = temporary.appendingPathComponent("magicinit-\(process.processIdentifier)")
         #expect(!FileManager.default.fileExists(atPath: own.path), "the run did not remove its own socket folder")
     }
+
+    /// SIGTERM while `--verify` checks the written weights: the workers are done and the
+    /// files are written, so the process exits at once (143). It must still stop its worker
+    /// processes and remove its socket folder (that exit used to skip them and leave
+    /// `magicinit-<pid>` behind; so did one between the workers' last reply and the write).
+    @Test func test_coordinatorProcess_SIGTERMWhileVerifying_cleansUp() async throws {
+        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
+        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("mi-late-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        let output = temporary.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: temporary) }
+        let process = Process()
+        process.executableURL = coordinator
+        process.arguments = ["--network", "small", "--images", SamplePhotos.folder, "--chunk-size", "2", "--local", "2", "--verify",
+                             "--output", output.appendingPathComponent("w.safetensors").path]
+        process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": temporary.path]) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        let pid = LockedBox<Int32>(0), signalled = LockedBox<Bool>(false)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            if String(decoding: data, as: UTF8.self).contains("wrote "), !signalled.value, pid.value > 0 {
+                signalled.value = true
+                kill(pid.value, SIGTERM)
+            }
+        }
+        try process.run()
+        pid.value = process.processIdentifier
+        defer { if process.isRunning { process.terminate() } }
+        process.waitUntilExit()
+        try #require(signalled.value, "the run ended before writing")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 143, "exit \(process.terminationStatus)")
+        let written = Set((try? FileManager.default.contentsOfDirectory(atPath: output.path)) ?? [])
+        #expect(written == ["w.safetensors", "w.report.json"], "written: \(written)")
+        let socketFolder = temporary.appendingPathComponent("magicinit-\(process.processIdentifier)")
+        #expect(!FileManager.default.fileExists(atPath: socketFolder.path), "the socket folder is left")
+        let marker = "magicinit-\(process.processIdentifier)/"
+        func running() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+                guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+                return String(decoding: data, as: UTF8.self).contains(marker)
+            }.count
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while running() > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(running() == 0, "worker processes still running 10 s after the interrupt")
+    }
 }
