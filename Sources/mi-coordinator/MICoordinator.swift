@@ -119,7 +119,14 @@ struct MICoordinator: AsyncParsableCommand {
         let outputPath = output ?? "out/\(input.name).safetensors"
         // Relative stays relative, so the paths printed at the end read alike.
         let reportPath = report ?? (outputPath as NSString).deletingPathExtension + ".report.json"
-        let graph = try Graph(net)
+        let graph: Graph
+        do {
+            graph = try Graph(net)
+        } catch {
+            // Name the file the layer comes from.
+            if let model { throw ModelInputError.invalidNetwork(model, "\(error)") }
+            throw error
+        }
         let inputShape = Array(graph.blobs[graph.inputs[0]].shape.dropFirst())
         guard URL(fileURLWithPath: outputPath).standardized.path != URL(fileURLWithPath: reportPath).standardized.path else {
             throw ValidationError("--report and --output are the same file (\(outputPath)); give the report its own path")

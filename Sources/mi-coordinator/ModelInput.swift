@@ -113,6 +113,8 @@ enum ModelInputError: Error, CustomStringConvertible {
     case unknownModelExtension(String)
     case unknownWeightsExtension(String)
     case onnxOutputNeedsONNXModel(String)
+    /// The file parsed but does not describe a network MagicInit can run (shapes, wiring).
+    case invalidNetwork(String, String)
 
     var description: String {
         switch self {
@@ -121,6 +123,7 @@ enum ModelInputError: Error, CustomStringConvertible {
         case .unknownModelExtension(let path): "--model \(path): expected a Caffe .prototxt or an .onnx file"
         case .unknownWeightsExtension(let path): "--weights \(path): expected .safetensors or .caffemodel"
         case .onnxOutputNeedsONNXModel(let path): "--output \(path): an .onnx output needs an .onnx --model (its graph is written back with the new weights)"
+        case .invalidNetwork(let path, let reason): "\(path): \(reason)"
         }
     }
 }

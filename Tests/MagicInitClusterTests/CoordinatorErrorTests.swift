@@ -30,4 +30,34 @@ import Testing
         #expect(message.contains("skipped \(images.path)/a.jpg") && message.contains("skipped \(images.path)/b.jpg"), "\(message)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output.path).isEmpty)
     }
+
+    /// A prototxt that parses but wires a layer to a blob nothing produces: the error names
+    /// the file as well as the layer.
+    @Test func test_miswiredPrototxt_namesTheFileAndTheLayer() throws {
+        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
+        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-miswired-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prototxt = folder.appendingPathComponent("net.prototxt")
+        try Data("""
+            name: "miswired"
+            input: "data"
+            input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+            layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 } }
+            layer { name: "relu1" type: "ReLU" bottom: "conv_one" top: "relu1" }
+            """.utf8).write(to: prototxt)
+        let process = Process()
+        process.executableURL = coordinator
+        process.arguments = ["--model", prototxt.path, "--output", folder.appendingPathComponent("out/w.safetensors").path]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("Error: \(prototxt.path): layer 'relu1': bottom blob 'conv_one'"), "\(message)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/w.safetensors").path))
+    }
 }
