@@ -5,8 +5,7 @@ import Testing
 /// non-zero and write nothing.
 @Suite struct CoordinatorErrorTests {
     @Test func test_noDecodableImage_namesTheFolderAndWritesNothing() throws {
-        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
-        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let coordinator = try coordinatorExecutable()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-undecodable-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -34,8 +33,7 @@ import Testing
     /// A prototxt that parses but wires a layer to a blob nothing produces: the error names
     /// the file as well as the layer.
     @Test func test_miswiredPrototxt_namesTheFileAndTheLayer() throws {
-        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
-        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let coordinator = try coordinatorExecutable()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-miswired-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }

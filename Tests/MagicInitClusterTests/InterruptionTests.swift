@@ -52,8 +52,7 @@ import MagicInitTransport
     /// (the workers' own timeout here is 20 s).
     @Test(arguments: ["--local", "--workers"])
     func test_coordinatorProcess_SIGTERM_workersStopAndNothingIsWritten(mode: String) async throws {
-        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
-        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let coordinator = try coordinatorExecutable()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mi-sigterm-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -94,10 +93,7 @@ import MagicInitTransport
         let marker = mode == "--local" ? "magicinit-\(process.processIdentifier)/" : directory.lastPathComponent
         func running() -> Int {
             let own = workers.filter(\.isRunning).count
-            let local = mode == "--local" ? ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
-                guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-                return String(decoding: data, as: UTF8.self).contains(marker)
-            }.count : 0
+            let local = mode == "--local" ? processes(withArgumentContaining: marker) : 0
             return own + local
         }
         let stopDeadline = clock.now + .seconds(10)
@@ -109,8 +105,7 @@ import MagicInitTransport
     /// the next `--local` run removes such folders whose process is gone, and keeps those of
     /// live processes.
     @Test func test_localRun_removesSocketFoldersOfKilledCoordinators() throws {
-        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
-        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let coordinator = try coordinatorExecutable()
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("mi-stale-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: temporary) }
@@ -146,8 +141,7 @@ import MagicInitTransport
     /// processes and remove its socket folder (that exit used to skip them and leave
     /// `magicinit-<pid>` behind; so did one between the workers' last reply and the write).
     @Test func test_coordinatorProcess_SIGTERMWhileVerifying_cleansUp() async throws {
-        let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
-        try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+        let coordinator = try coordinatorExecutable()
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("mi-late-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         let output = temporary.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
@@ -180,14 +174,24 @@ import MagicInitTransport
         let socketFolder = temporary.appendingPathComponent("magicinit-\(process.processIdentifier)")
         #expect(!FileManager.default.fileExists(atPath: socketFolder.path), "the socket folder is left")
         let marker = "magicinit-\(process.processIdentifier)/"
-        func running() -> Int {
-            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
-                guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-                return String(decoding: data, as: UTF8.self).contains(marker)
-            }.count
-        }
         let deadline = ContinuousClock.now + .seconds(10)
-        while running() > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(running() == 0, "worker processes still running 10 s after the interrupt")
+        while processes(withArgumentContaining: marker) > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(processes(withArgumentContaining: marker) == 0, "worker processes still running 10 s after the interrupt")
     }
+}
+
+/// The `mi-coordinator` built next to the tests.
+func coordinatorExecutable() throws -> URL {
+    let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
+    try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")
+    return coordinator
+}
+
+/// How many running processes have `marker` in their command line (a local worker names
+/// its coordinator's socket folder there).
+func processes(withArgumentContaining marker: String) -> Int {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+        guard Int(pid) != nil, let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: data, as: UTF8.self).contains(marker)
+    }.count
 }
