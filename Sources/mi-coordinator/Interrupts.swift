@@ -51,7 +51,7 @@ final class Interrupts: Sendable {
         }
         switch action {
         case .stopWorkers: say("interrupted: stopping the workers")
-        case .finishWriting: say("interrupted while writing: finishing the file(s) first")
+        case .finishWriting: say("interrupted by signal \(sig) while writing: finishing the file(s) first")
         case .exitNow(let written, let cleanup):
             cleanup?()
             say(Interrupts.stopped(by: sig, written: written))
@@ -93,7 +93,7 @@ final class Interrupts: Sendable {
         // Leaving the writing state and looking for a signal in one step: one that comes
         // later finds `writing` false and ends the process itself.
         if let late = state.withLock({ s -> Int32? in s.writing = false; s.written += 1; return s.signal }) {
-            say("the file(s) are complete; stopping as asked")
+            say("the file(s) are complete; stopping as asked (signal \(late))")
             throw ExitCode(128 + late)
         }
     }

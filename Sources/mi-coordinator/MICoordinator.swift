@@ -112,6 +112,9 @@ struct MICoordinator: AsyncParsableCommand {
     func run() async throws {
         ProcessTuning.keepFreedMemory()
         let interrupts = Interrupts()
+        // Its handlers must outlive every step below, the last print included (released
+        // early, a signal at the very end was ignored and the exit was 0).
+        defer { withExtendedLifetime(interrupts) {} }
         let clock = ContinuousClock()
         let started = clock.now
         let input = try ModelInput.load(builtin: network, model: model)
