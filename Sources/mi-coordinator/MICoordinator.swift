@@ -226,18 +226,12 @@ struct MICoordinator: AsyncParsableCommand {
             statistics = try LocalStatisticsSource(network: net, images: plan.tensor, chunkSize: effectiveChunk,
                                                    seed: options.seed, threads: threads, progress: { progressLine.update($0) })
         }
-        // The same when a signal ends the process at once (between the workers' last
-        // request and the write, or while loading weights), which skips this `defer`.
+        // Stopping the local workers also removes their socket folder. The same when a
+        // signal ends the process at once (between the workers' last request and the write,
+        // or while loading weights), which skips this `defer`.
         let stopLocal = localWorkers
-        let removeSockets = socketDirectory
-        interrupts.atExit {
-            stopLocal?.stop(grace: .milliseconds(500))
-            if let removeSockets { try? FileManager.default.removeItem(at: removeSockets) }
-        }
-        defer {
-            localWorkers?.stop(grace: .seconds(3))
-            if let socketDirectory { try? FileManager.default.removeItem(at: socketDirectory) }
-        }
+        interrupts.atExit { stopLocal?.stop(grace: .milliseconds(500)) }
+        defer { localWorkers?.stop(grace: .seconds(3)) }
         if options.mode == .betweenLayer || options.mode == .pretrainedBoth, let start = try input.startingWeights(weights) {
             let source = weights ?? model ?? "the model"
             let expected = Dictionary(uniqueKeysWithValues: statistics.graph.parameters.map { ($0.key, $0.shape) })

@@ -4,6 +4,20 @@ import Testing
 /// Errors of the real `mi-coordinator` on bad input: they name what was wrong, exit
 /// non-zero and write nothing.
 @Suite struct CoordinatorErrorTests {
+    /// Runs `executable` with `arguments` to the end: its exit status and standard error.
+    func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, message)
+    }
+
     @Test func test_noDecodableImage_namesTheFolderAndWritesNothing() throws {
         let coordinator = try coordinatorExecutable()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-undecodable-\(getpid())-\(UInt32.random(in: 0 ... .max))")
@@ -15,16 +29,9 @@ import Testing
         try Data([0xFF, 0xD8, 0xFF]).write(to: images.appendingPathComponent("b.jpg"))
         let output = folder.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = coordinator
-        process.arguments = ["--network", "small", "--images", images.path, "--output", output.appendingPathComponent("w.safetensors").path]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1)
+        let (status, message) = try run(coordinator, ["--network", "small", "--images", images.path,
+                                                      "--output", output.appendingPathComponent("w.safetensors").path])
+        #expect(status == 1)
         #expect(message.contains("Error: --images \(images.path): none of its 2 image file(s) could be decoded"), "\(message)")
         #expect(message.contains("skipped \(images.path)/a.jpg") && message.contains("skipped \(images.path)/b.jpg"), "\(message)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output.path).isEmpty)
@@ -45,16 +52,8 @@ import Testing
             layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 } }
             layer { name: "relu1" type: "ReLU" bottom: "conv_one" top: "relu1" }
             """.utf8).write(to: prototxt)
-        let process = Process()
-        process.executableURL = coordinator
-        process.arguments = ["--model", prototxt.path, "--output", folder.appendingPathComponent("out/w.safetensors").path]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1)
+        let (status, message) = try run(coordinator, ["--model", prototxt.path, "--output", folder.appendingPathComponent("out/w.safetensors").path])
+        #expect(status == 1)
         #expect(message.contains("Error: \(prototxt.path): layer 'relu1': bottom blob 'conv_one'"), "\(message)")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/w.safetensors").path))
     }
