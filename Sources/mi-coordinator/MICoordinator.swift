@@ -23,7 +23,7 @@ struct MICoordinator: AsyncParsableCommand {
 
             Examples:
               mi-coordinator --network vgg16 --images ~/photos --output vgg16.safetensors
-              mi-coordinator --network caffenet --mode between-layer --weights pretrained.safetensors
+              mi-coordinator --mode between-layer --weights pretrained.safetensors
             """)
 
     @Option(help: "Built-in network: \(BuiltinNetworks.names.joined(separator: ", ")).")
@@ -56,7 +56,7 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Images per chunk (the engine's batch size); statistics are merged chunk by chunk.")
     var chunkSize = 4
 
-    @Option(help: "Threads to compute on (default: all cores; with --local, split between the workers). Two or more run two oneDNN engines side by side on different chunks.")
+    @Option(help: "Threads to compute on (default: all cores; with --local, split between the workers). With two or more per process, that process splits them between two oneDNN engines working on different chunks side by side (8 threads: two engines of 4).")
     var threads: Int?
 
     @Option(help: "Start this many mi-worker processes on this machine (the mi-worker executable next to this one; `swift build -c release` builds both) and shard the images across them.")
@@ -161,6 +161,7 @@ struct MICoordinator: AsyncParsableCommand {
         if let dumpInputs {
             try MICoordinator.checkWritable(dumpInputs, flag: "--dump-inputs")
             try interrupts.whileWriting {
+                try MICoordinator.createFolder(of: dumpInputs, flag: "--dump-inputs")
                 try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
             }
         }
@@ -281,6 +282,8 @@ struct MICoordinator: AsyncParsableCommand {
             throw ValidationError("parameter '\(key)' came out inf or NaN; nothing was written")
         }
         try interrupts.whileWriting {
+            try MICoordinator.createFolder(of: outputPath, flag: "--output")
+            try MICoordinator.createFolder(of: reportPath, flag: "--report")
             try input.write(parameters, to: outputPath)
             result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
             let encoder = JSONEncoder()
@@ -300,24 +303,37 @@ struct MICoordinator: AsyncParsableCommand {
 }
 
 extension MICoordinator {
-    /// Creates `path`'s directory if needed and checks a file can be created there.
+    /// Checks, before the run, that a file can be written at `path`: its folder, or the
+    /// nearest part of that folder's path that exists, must be a writable folder. Creates
+    /// nothing (the folder is made by ``createFolder(of:flag:)`` when the file is written, so
+    /// a run that fails leaves no empty folder behind).
     /// - Throws: a `ValidationError` naming `flag` and the reason.
     static func checkWritable(_ path: String, flag: String) throws {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw ValidationError("\(flag) \(path) is a folder; give a file path")
         }
+        var existing = URL(fileURLWithPath: path).deletingLastPathComponent().standardized
+        while !FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDirectory) && existing.path != "/" {
+            existing = existing.deletingLastPathComponent()
+        }
+        guard isDirectory.boolValue else {
+            throw ValidationError("\(flag) \(path): \(existing.path) is a file, so no folder can be made there")
+        }
+        guard access(existing.path, W_OK | X_OK) == 0 else {
+            throw ValidationError("\(flag) \(path): the folder \(existing.path) is not writable")
+        }
+    }
+
+    /// Creates the folder of `path` (and its parents) if needed, just before writing there.
+    /// - Throws: a `ValidationError` naming `flag` and the reason.
+    static func createFolder(of path: String, flag: String) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
             throw ValidationError("\(flag) \(path): cannot create the folder \(directory.path): \((error as NSError).localizedDescription)")
         }
-        let probe = directory.appendingPathComponent(".magicinit-write-test-\(getpid())")
-        guard FileManager.default.createFile(atPath: probe.path, contents: Data()) else {
-            throw ValidationError("\(flag) \(path): the folder \(directory.path) is not writable")
-        }
-        try? FileManager.default.removeItem(at: probe)
     }
 }
 

@@ -27,9 +27,12 @@ struct ModelInput {
         let base = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         switch URL(fileURLWithPath: model).pathExtension.lowercased() {
         case "prototxt", "pbtxt":
-            let text: String
-            do { text = try String(contentsOfFile: model, encoding: .utf8) } catch {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: model)) } catch {
                 throw ModelInputError.unreadable(model, (error as NSError).localizedDescription)
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ModelInputError.unreadable(model, "not UTF-8 text; a .prototxt is the text file that describes the layers (weights go in --weights)")
             }
             let caffe = try Caffe.parsePrototxt(text, file: model)
             return ModelInput(network: caffe.network, name: base, wire: .caffePrototxt(text: text), caffePreprocessing: caffe.preprocessing)

@@ -24,7 +24,7 @@ struct MIWorker: ParsableCommand {
     @Option(help: "The coordinator's endpoint, e.g. tcp://127.0.0.1:5555 or ipc:///tmp/mi.sock.")
     var connect = "tcp://127.0.0.1:5555"
 
-    @Option(help: "Threads for this worker (default: all cores). Two or more run two oneDNN engines side by side on different chunks.")
+    @Option(help: "Threads for this worker (default: all cores). With two or more, they are split between two oneDNN engines working on different chunks side by side (8 threads: two engines of 4).")
     var threads: Int?
 
     @Option(help: "A name for logs (default: host name and process id).")

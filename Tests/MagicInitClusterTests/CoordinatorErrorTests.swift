@@ -35,6 +35,33 @@ import Testing
         #expect(message.contains("Error: --images \(images.path): none of its 2 image file(s) could be decoded"), "\(message)")
         #expect(message.contains("skipped \(images.path)/a.jpg") && message.contains("skipped \(images.path)/b.jpg"), "\(message)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: output.path).isEmpty)
+        // An output folder that does not exist yet is made only when the weights are written.
+        let fresh = folder.appendingPathComponent("fresh")
+        let second = try run(coordinator, ["--network", "small", "--images", images.path,
+                                           "--output", fresh.appendingPathComponent("sub/w.safetensors").path])
+        #expect(second.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: fresh.path), "a failed run left \(fresh.path) behind")
+    }
+
+    /// A `--model` .prototxt that is not text (a binary file given by mistake) and an
+    /// `--output` under a regular file: each error names the file and the reason, before
+    /// any image is read.
+    @Test func test_binaryPrototxtAndOutputUnderAFile_nameTheFile() throws {
+        let coordinator = try coordinatorExecutable()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-badpaths-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prototxt = folder.appendingPathComponent("net.prototxt")
+        try Data([0x08, 0x96, 0x01, 0xFF, 0xFE, 0x00, 0xC3, 0x28]).write(to: prototxt)
+        let binary = try run(coordinator, ["--model", prototxt.path, "--output", folder.appendingPathComponent("w.safetensors").path])
+        #expect(binary.status == 1)
+        #expect(binary.stderr.contains("Error: \(prototxt.path): cannot read: not UTF-8 text"), "\(binary.stderr)")
+        let file = folder.appendingPathComponent("plain-file")
+        try Data("x".utf8).write(to: file)
+        let output = file.appendingPathComponent("sub/w.safetensors").path
+        let underFile = try run(coordinator, ["--network", "small", "--output", output])
+        #expect(underFile.status != 0)
+        #expect(underFile.stderr.contains("--output \(output): \(file.path) is a file"), "\(underFile.stderr)")
     }
 
     /// A prototxt that parses but wires a layer to a blob nothing produces: the error names
