@@ -22,6 +22,8 @@ final class Interrupts: Sendable {
         var written = 0
         /// Run before an exit at once (see ``atExit(_:)``).
         var cleanup: (@Sendable () -> Void)?
+        /// A signal handler is on its way to exit at once (and says so itself).
+        var exiting = false
     }
 
     private let state = Mutex(State())
@@ -47,14 +49,15 @@ final class Interrupts: Sendable {
             if s.signal == nil { s.signal = sig }
             if s.writing { return .finishWriting }
             if let cluster = s.cluster { cluster.set(sig); return .stopWorkers }
+            s.exiting = true
             return .exitNow(written: s.written, cleanup: s.cleanup)
         }
         switch action {
         case .stopWorkers: say("interrupted: stopping the workers")
         case .finishWriting: say("interrupted by signal \(sig) while writing: finishing the file(s) first")
         case .exitNow(let written, let cleanup):
-            cleanup?()
             say(Interrupts.stopped(by: sig, written: written))
+            cleanup?()
             exit(128 + sig)
         }
     }
@@ -76,12 +79,14 @@ final class Interrupts: Sendable {
     /// started: without writing).
     /// - Throws: whatever `write` throws; `ExitCode(128 + N)` after signal N.
     func whileWriting(_ write: () throws -> Void) throws {
-        let early = state.withLock { s -> (signal: Int32, written: Int)? in
+        let early = state.withLock { s -> (signal: Int32, written: Int, exiting: Bool)? in
             s.writing = s.signal == nil
-            return s.signal.map { ($0, s.written) }
+            return s.signal.map { ($0, s.written, s.exiting) }
         }
         if let early {
-            say(Interrupts.stopped(by: early.signal, written: early.written))
+            // When the handler is already exiting (its cleanup still running), it has the
+            // last word: one message, not two.
+            if !early.exiting { say(Interrupts.stopped(by: early.signal, written: early.written)) }
             throw ExitCode(128 + early.signal)
         }
         do {
