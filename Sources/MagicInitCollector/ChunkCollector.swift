@@ -37,7 +37,9 @@ public struct Chunk: Sendable {
 /// cached activations, and Algorithm 2's measurement passes. Used by the local statistics
 /// source and by every worker.
 ///
-/// Algorithm 1 runs the network forward exactly once (DESIGN §2). Along the way each chunk
+/// Algorithm 1 runs the network forward once (DESIGN §2; a cheap first convolution twice, see
+/// ``recomputedFromInput``), caching each step's output for the next (after the max pooling
+/// that follows its ReLU where there is one, see ``pooledCache``). Along the way each chunk
 /// keeps what the backward pass will read (``SavedForward``: ReLU signs, pooling argmaxes)
 /// and the input statistics of every affine layer, so Algorithm 2's first measurement —
 /// with the weights Algorithm 1 left — needs only the backward pass. Any later weight
@@ -67,6 +69,17 @@ public final class ChunkCollector {
         var maps: [Int: (scale: [Double], shift: [Double])] = [:]
         var saved: [SavedForward] = []
         var layers: [String: ForwardStatistics] = [:]
+        /// The step's output is not cached: the next step runs the network again from the
+        /// images (see ``recomputedFromInput``).
+        var fromInput = false
+        /// The cache holds the max pooling of the step's output (see ``pooledCache``): the
+        /// affine output it stands for, the ReLU and pooling nodes, and the pooling's argmax
+        /// workspace; the next step restores it through the map and the ReLU and runs on from
+        /// the node after the pooling.
+        var pooled: (top: Int, blob: Int, relu: Int, pool: Int, workspace: SavedForward)?
+
+        /// Whether the next step can start from this state (else the chunk is replayed).
+        var resumable: Bool { fromInput || !blobs.isEmpty }
     }
 
     /// Per affine layer and chunk: `Σ x²` per column of its input and the moments of its
@@ -91,6 +104,23 @@ public final class ChunkCollector {
     private var directiveLog: [WeightDirective] = []
     /// The last affine node: once it is committed, Algorithm 1 is complete.
     private let lastAffine: Int?
+    /// Affine nodes whose output Algorithm 1 keeps after the max pooling that follows its
+    /// ReLU (affine → in-place ReLU → max pooling, each the only reader of the one before),
+    /// a quarter of the memory for 2×2 windows: VGG-16's `conv1_2`, `conv2_2`, … (see
+    /// `Engine.positivity(ofReLU:pooledBy:workspace:)`), mapped to that ReLU and pooling.
+    let pooledCache: [Int: (relu: Int, pool: Int)]
+    /// The first affine node when it reads the images and is cheap to run again (at most
+    /// 64 multiply-adds per output, output at least 4 times the input): its output is not
+    /// cached; the next step runs it again from the images, with its normalised weights.
+    /// VGG-16's `conv1_1` (27 multiply-adds per output, 21 times the input) would cache
+    /// 2 GB for 160 images.
+    let recomputedFromInput: Int?
+    /// Per affine node: floats a chunk's cache storage reserves when the node's step makes it
+    /// (the largest cache of this step and every later one), so the storage is reused to the
+    /// end instead of replaced by a larger one when the cache grows again (VGG-16: pooled
+    /// `conv1_2`, then `conv2_1` at twice that). Fresh pages cost this machine 2–4 s per GB
+    /// to fault in; reused ones nothing.
+    private let cacheReserve: [Int: Int]
 
     /// - Parameters:
     ///   - network: the network to initialise (a trailing Softmax is dropped).
@@ -128,11 +158,53 @@ public final class ChunkCollector {
             if let buffer = engines[0].plainParameterBuffer(spec.key) { external[spec.key] = .init(buffer, zeroed: true) }
         }
         replica = WeightReplica(graph: graph, external: external)
-        lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }
+        let lastAffine = graph.nodes.indices.last { graph.nodes[$0].kind.isAffine }
+        self.lastAffine = lastAffine
+        pooledCache = ChunkCollector.pooledCachePlan(graph: graph, engine: first, lastAffine: lastAffine)
+        recomputedFromInput = ChunkCollector.recomputePlan(graph: graph, lastAffine: lastAffine)
+        var reserve: [Int: Int] = [:], largest = 0
+        for k in graph.nodes.indices.reversed() where graph.nodes[k].kind.isAffine {
+            let cached = pooledCache[k].map { graph.nodes[$0.pool].tops[0] } ?? graph.nodes[k].tops[0]
+            largest = max(largest, k == recomputedFromInput ? 0 : first.snapshotCount(of: cached))
+            reserve[k] = largest
+        }
+        cacheReserve = reserve
         // A new engine already holds the replica's starting values wherever they are zero.
         try setParameters(replica.parameters.filter { $0.value.data.contains { $0 != 0 } })
         try syncEngineResident(replica.externalKeys)
     }
+
+    /// See ``pooledCache``: affine `k` whose top only an in-place ReLU (slope 0) reads, whose
+    /// top only a max pooling reads, when the engine can rebuild that ReLU's bits from the
+    /// pooling's workspace and some later affine node exists (the last step's state is read
+    /// by Algorithm 2 as it stands).
+    private static func pooledCachePlan(graph: Graph, engine: Engine, lastAffine: Int?) -> [Int: (relu: Int, pool: Int)] {
+        var plan: [Int: (relu: Int, pool: Int)] = [:]
+        for (k, node) in graph.nodes.enumerated() where node.kind.isAffine && k != lastAffine {
+            let top = node.tops[0]
+            guard !graph.outputs.contains(top), graph.consumers(of: top).count == 1, let relu = graph.consumers(of: top).first,
+                  graph.nodes[relu].bottoms == [top], !graph.outputs.contains(graph.nodes[relu].tops[0]),
+                  graph.consumers(of: graph.nodes[relu].tops[0]).count == 1, let pool = graph.consumers(of: graph.nodes[relu].tops[0]).first,
+                  !graph.outputs.contains(graph.nodes[pool].tops[0]), pool < (lastAffine ?? 0),
+                  engine.supportsPooledReLU(relu: relu, pool: pool) else { continue }
+            plan[k] = (relu, pool)
+        }
+        return plan
+    }
+
+    /// See ``recomputedFromInput``.
+    private static func recomputePlan(graph: Graph, lastAffine: Int?) -> Int? {
+        guard let first = graph.nodes.indices.first(where: { graph.nodes[$0].kind.isAffine }), first == 0, first != lastAffine,
+              graph.inputs.count == 1, graph.nodes[0].bottoms == graph.inputs, case .convolution(let p) = graph.nodes[0].kind else { return nil }
+        let input = graph.blobs[graph.inputs[0]].shape, output = graph.blobs[graph.nodes[0].tops[0]].shape
+        let macsPerOutput = input[1] / p.groups * p.kernel.h * p.kernel.w
+        return macsPerOutput <= 64 && output.reduce(1, *) >= 4 * input.reduce(1, *) ? first : nil
+    }
+
+    /// Whether Algorithm 1 uses ``pooledCache`` and ``recomputedFromInput`` (off only in
+    /// tests that compare with the full cache bit for bit).
+    var cachesAfterPooling = true
+    var recomputesFirstLayer = true
 
     /// Engines per collector at most (each costs a copy of the activations and weights).
     static let maxEngines = 2
@@ -253,7 +325,11 @@ public final class ChunkCollector {
                 try scratch.apply(directiveLog[applied])
                 applied += 1
             }
-            try engine.setParameters(graph.nodes[step.node].parameters.reduce(into: ParameterSet()) { $0[$1.key] = scratch.parameters[$1.key] })
+            // The step's layer as it was; and a first layer the step runs again from the
+            // images (its output not cached) as it was after its own step.
+            var layers = [step.node]
+            if state?.fromInput == true, let again = recomputedFromInput { layers.append(again) }
+            try engine.setParameters(layers.flatMap { graph.nodes[$0].parameters }.reduce(into: ParameterSet()) { $0[$1.key] = scratch.parameters[$1.key] })
             var (_, next) = try advance(chunk, state: &state, from: previous, to: step.node, on: engine)
             ChunkCollector.commit(&next, node: graph.nodes[step.node], scale: step.scale, shift: step.shift)
             state = next
@@ -332,9 +408,11 @@ public final class ChunkCollector {
     /// over the cache instead of two).
     private static func commit(_ state: inout ChunkState, node: Graph.Node, scale: [Double], shift: [Double]) {
         let top = node.tops[0]
-        if state.blobs[top] != nil {
-            precondition(state.maps[top] == nil, "a second affine map for one cached blob")
-            state.maps[top] = (scale, shift)
+        // A pooled cache stands for the affine output it was pooled from.
+        let cached = state.pooled.map { $0.top == top ? $0.blob : top } ?? top
+        if state.blobs[cached] != nil {
+            precondition(state.maps[cached] == nil, "a second affine map for one cached blob")
+            state.maps[cached] = (scale, shift)
         }
         if let moments = state.layers[node.name]?.outputMoments {
             state.layers[node.name]!.outputMoments = moments.affine(scale: scale, shift: shift)
@@ -357,6 +435,16 @@ public final class ChunkCollector {
         for (blob, snapshot) in state.blobs {
             guard let map = state.maps[blob] else {
                 try engine.restore(snapshot)
+                continue
+            }
+            if let pooled = state.pooled, pooled.blob == blob {
+                // relu(a·max z + b) = max relu(a·z + b) needs every a ≥ 0 (Algorithm 1's are 1/σ).
+                guard map.scale.allSatisfy({ $0 >= 0 }) else {
+                    throw EngineError.missingParameter("a negative scale for \(graph.blobs[blob].label), cached after max pooling")
+                }
+                try engine.restore(snapshot) { source, target, _ in
+                    ChunkCollector.affine(source, into: target, layout: snapshot.layout, scale: map.scale, shift: map.shift, rectify: true)
+                }
                 continue
             }
             if let relu = fusableReLU(reading: blob, at: next, on: engine) {
@@ -454,10 +542,20 @@ public final class ChunkCollector {
         var blobs = state?.blobs ?? [:]
         state?.blobs = [:]
         var first = previous + 1
-        if previous < 0 {
+        // Nodes whose saved forward values this step takes (a pooled cache resumes after
+        // the pooling; the ReLU before it gets its bits rebuilt instead).
+        var saveFrom = previous + 1
+        var rebuilt: [SavedForward] = []
+        if previous < 0 || state?.fromInput == true {
             try engine.setInput(padded(chunk.images))
+            first = 0
         } else {
-            first = try restore(ChunkState(blobs: blobs, maps: state?.maps ?? [:]), on: engine, next: previous + 1)
+            let resume = state?.pooled.map { $0.pool + 1 } ?? previous + 1
+            first = try restore(ChunkState(blobs: blobs, maps: state?.maps ?? [:], pooled: state?.pooled), on: engine, next: resume)
+            saveFrom = resume
+            if let pooled = state?.pooled {
+                rebuilt.append(try engine.positivity(ofReLU: pooled.relu, pooledBy: pooled.pool, workspace: pooled.workspace))
+            }
         }
         var recycled = blobs.values.max { $0.storage.capacity < $1.storage.capacity }?.storage
         blobs = [:]
@@ -466,12 +564,27 @@ public final class ChunkCollector {
         let top = node.tops[0]
         let n = chunk.imageCount
         let moments = try engine.withChannelBlockedValue(of: top) { ChannelMoments(accumulating: $0, layout: $1, images: n) }
-        var next = ChunkState(saved: (state?.saved ?? []) + [engine.saveForward(nodes: (previous + 1)..<(target + 1))],
+        var next = ChunkState(saved: (state?.saved ?? []) + rebuilt + [engine.saveForward(nodes: saveFrom..<(target + 1))],
                               layers: state?.layers ?? [:])
         next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n, on: engine), outputMoments: moments)
-        for blob in liveBlobs(after: target) {
-            next.blobs[blob] = try engine.snapshot(of: blob, reusing: blob == top ? recycled : nil)
-            if blob == top { recycled = nil }
+        var last = target
+        if cachesAfterPooling, let plan = pooledCache[target] {
+            // Max pooling of the raw output (the in-place ReLU has not run): its argmax now,
+            // the pooled values as the cache.
+            try engine.forward(nodes: plan.pool..<(plan.pool + 1))
+            let workspace = engine.saveForward(nodes: plan.pool..<(plan.pool + 1))
+            next.saved.append(workspace)
+            next.pooled = (top, graph.nodes[plan.pool].tops[0], plan.relu, plan.pool, workspace)
+            last = plan.pool
+        } else if recomputesFirstLayer, target == recomputedFromInput {
+            next.fromInput = true
+            return (moments, next)
+        }
+        let cachedTop = next.pooled?.blob ?? top
+        for blob in liveBlobs(after: last) {
+            next.blobs[blob] = try engine.snapshot(of: blob, reusing: blob == cachedTop ? recycled : nil,
+                                                   reserve: blob == cachedTop ? cacheReserve[target] ?? 0 : 0)
+            if blob == cachedTop { recycled = nil }
         }
         return (moments, next)
     }
@@ -503,7 +616,7 @@ public final class ChunkCollector {
         let list = chunks.filter { only?.contains($0.index) ?? true }
         var previous: [ChunkState?] = []
         for chunk in list {
-            if frontier >= 0 && committed[chunk.index]?.blobs.isEmpty ?? true {
+            if frontier >= 0 && !(committed[chunk.index]?.resumable ?? false) {
                 // Blobs dropped after the first run of this step (a redraw asks again).
                 try replayAlgorithm1(chunk)
             }

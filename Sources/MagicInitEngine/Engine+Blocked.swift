@@ -117,12 +117,19 @@ extension Engine {
     /// A copy of blob `id`'s value, in the engine's own layout when it is channel-blocked or
     /// plain (a straight copy), else plain row-major. Writes into `storage` when it is large
     /// enough (no new pages to fault in), else into new storage.
-    public func snapshot(of id: Int, reusing storage: FloatStorage? = nil) throws -> BlobSnapshot {
+    /// Floats a ``snapshot(of:reusing:reserve:)`` of blob `id` takes.
+    public func snapshotCount(of id: Int) -> Int {
+        channelBlockedLayout(of: values[id], blob: id) != nil ? values[id].byteCount / 4 : graph.blobs[id].shape.reduce(1, *)
+    }
+
+    /// - Parameter reserve: floats new storage holds at least (a later snapshot of a larger
+    ///   blob can then reuse it: its pages are faulted in as they are first written).
+    public func snapshot(of id: Int, reusing storage: FloatStorage? = nil, reserve: Int = 0) throws -> BlobSnapshot {
         let memory = values[id]
         let shape = graph.blobs[id].shape
         let blocked = channelBlockedLayout(of: memory, blob: id)
         let count = blocked != nil ? memory.byteCount / 4 : shape.reduce(1, *)
-        let target = try storage.flatMap { $0.capacity >= count ? $0 : nil } ?? FloatStorage(capacity: count, prefault: context.prefault)
+        let target = try storage.flatMap { $0.capacity >= count ? $0 : nil } ?? FloatStorage(capacity: max(count, reserve), prefault: context.prefault)
         target.count = count
         if blocked != nil {
             target.pointer.update(from: memory.floats, count: count)

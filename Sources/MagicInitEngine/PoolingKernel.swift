@@ -9,9 +9,9 @@ import MagicInitCore
 /// is all ones — and skipped — for the usual pad-free or overhang-free layers.
 final class PoolingKernel: Kernel {
     private let forwardPrimitive: Primitive
-    private let workspace: Memory?
-    private let geometry: (kernel: [Int], strides: [Int], padL: [Int], padR: [Int])
-    private let algorithm: dnnl_alg_kind_t
+    let workspace: Memory?
+    let geometry: (kernel: [Int], strides: [Int], padL: [Int], padR: [Int])
+    let algorithm: dnnl_alg_kind_t
     /// `(1, 1, OH, OW)` factors for average pooling, `nil` when all are 1.
     private let correction: (factors: Memory, forward: Primitive, pooled: Memory)?
     private var backwardPrimitive: Primitive?
