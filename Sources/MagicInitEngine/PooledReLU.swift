@@ -42,7 +42,8 @@ extension Engine {
             throw EngineError.missingParameter("pooled cache for \(graph.nodes[relu].name) and \(graph.nodes[pool].name)")
         }
         let wsSlot = savedSlots.perNode[pool][0], bitSlot = savedSlots.perNode[relu][0]
-        guard let entry = workspace.entries.last(where: { $0.slot == wsSlot }), case .bytes(let argmax) = entry.payload else {
+        guard let entry = workspace.entries.last(where: { $0.slot == wsSlot }), case .bytes(let argmax) = entry.payload,
+              argmax.count == kernel.workspace?.byteCount else {
             throw EngineError.missingParameter("argmax workspace of \(graph.nodes[pool].name)")
         }
         let input = graph.nodes[relu].tops[0], output = graph.nodes[pool].tops[0]
