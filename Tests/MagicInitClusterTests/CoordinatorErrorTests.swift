@@ -20,8 +20,7 @@ import Testing
 
     @Test func test_noDecodableImage_namesTheFolderAndWritesNothing() throws {
         let coordinator = try coordinatorExecutable()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-undecodable-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try makeScratchFolder("undecodable")
         defer { try? FileManager.default.removeItem(at: folder) }
         let images = folder.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
@@ -48,8 +47,7 @@ import Testing
     /// any image is read.
     @Test func test_binaryPrototxtAndOutputUnderAFile_nameTheFile() throws {
         let coordinator = try coordinatorExecutable()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-badpaths-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try makeScratchFolder("badpaths")
         defer { try? FileManager.default.removeItem(at: folder) }
         let prototxt = folder.appendingPathComponent("net.prototxt")
         try Data([0x08, 0x96, 0x01, 0xFF, 0xFE, 0x00, 0xC3, 0x28]).write(to: prototxt)
@@ -68,8 +66,7 @@ import Testing
     /// the file as well as the layer.
     @Test func test_miswiredPrototxt_namesTheFileAndTheLayer() throws {
         let coordinator = try coordinatorExecutable()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-miswired-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try makeScratchFolder("miswired")
         defer { try? FileManager.default.removeItem(at: folder) }
         let prototxt = folder.appendingPathComponent("net.prototxt")
         try Data("""

@@ -53,8 +53,7 @@ import MagicInitTransport
     @Test(arguments: ["--local", "--workers"])
     func test_coordinatorProcess_SIGTERM_workersStopAndNothingIsWritten(mode: String) async throws {
         let coordinator = try coordinatorExecutable()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mi-sigterm-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeScratchFolder("sigterm")
         defer { try? FileManager.default.removeItem(at: directory) }
         let output = directory.appendingPathComponent("out")
         let endpoint = "ipc://" + directory.appendingPathComponent("c.sock").path
@@ -106,8 +105,7 @@ import MagicInitTransport
     /// live processes.
     @Test func test_localRun_removesSocketFoldersOfKilledCoordinators() throws {
         let coordinator = try coordinatorExecutable()
-        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("mi-stale-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true)
+        let temporary = try makeScratchFolder("stale")
         defer { try? FileManager.default.removeItem(at: temporary) }
         // A process id that is gone: a finished child's.
         let finished = Process()
@@ -142,7 +140,7 @@ import MagicInitTransport
     /// `magicinit-<pid>` behind; so did one between the workers' last reply and the write).
     @Test func test_coordinatorProcess_SIGTERMWhileVerifying_cleansUp() async throws {
         let coordinator = try coordinatorExecutable()
-        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("mi-late-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        let temporary = try makeScratchFolder("late")
         let output = temporary.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: temporary) }
@@ -181,6 +179,13 @@ import MagicInitTransport
 }
 
 /// The `mi-coordinator` built next to the tests.
+/// A new empty folder `<tmp>/mi-<name>-<pid>-<random>` for one test (the caller removes it).
+func makeScratchFolder(_ name: String) throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mi-\(name)-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
+}
+
 func coordinatorExecutable() throws -> URL {
     let coordinator = MultiProcessTests.workerExecutable.deletingLastPathComponent().appendingPathComponent("mi-coordinator")
     try #require(FileManager.default.isExecutableFile(atPath: coordinator.path), "mi-coordinator must be built next to the tests")

@@ -32,8 +32,7 @@ import MagicInitTransport
         try #require(FileManager.default.isExecutableFile(atPath: Self.workerExecutable.path), "mi-worker must be built next to the tests")
         let undisturbed = try await DeterminismTests.localRun()
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mi-test-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeScratchFolder("test")
         defer { try? FileManager.default.removeItem(at: directory) }
         let router = try ZMQRouter(bind: "ipc://" + directory.appendingPathComponent("c.sock").path)
         defer { router.close() }
