@@ -76,7 +76,7 @@ enum CoordinatorError: Error, CustomStringConvertible {
     case noUsableImages(source: String, tried: Int)
     var description: String {
         switch self {
-        case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing; build it with `swift build -c release` (or `swift build -c release --product mi-worker`)"
+        case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing; build it with `swift build -c release --product mi-worker`"
         case .noUsableImages(let source, let tried): "--images \(source): none of its \(tried) image file(s) could be decoded (each is named above)"
         }
     }

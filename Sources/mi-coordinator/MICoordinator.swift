@@ -59,7 +59,7 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Threads to compute on (default: all cores; with --local, split between the workers). With two or more per process, that process splits them between two oneDNN engines working on different chunks side by side (8 threads: two engines of 4).")
     var threads: Int?
 
-    @Option(help: "Start this many mi-worker processes on this machine (the mi-worker executable next to this one; `swift build -c release` builds both) and shard the images across them.")
+    @Option(help: "Start this many mi-worker processes on this machine (the mi-worker executable next to this one; `swift build -c release --product mi-worker` builds it) and shard the images across them.")
     var local: Int?
 
     @Option(help: "Wait for this many mi-worker processes (started by you, e.g. on other machines) to connect to --bind.")
