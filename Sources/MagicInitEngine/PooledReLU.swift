@@ -14,7 +14,11 @@ extension Engine {
     /// Whether node `relu` (a ReLU with slope 0 run in place over its bottom) and node
     /// `pool` (max pooling of the ReLU's output, with an argmax workspace stored in the
     /// layout of its output) can be cached after the pooling (see ``positivity(ofReLU:pooledBy:workspace:)``).
-    public func supportsPooledReLU(relu: Int, pool: Int) -> Bool {
+    public func supportsPooledReLU(relu: Int, pool: Int) -> Bool { pooledReLU(relu: relu, pool: pool) != nil }
+
+    /// For a supported pair (see ``supportsPooledReLU(relu:pool:)``): the pooling kernel and
+    /// the layouts of the ReLU's values and of the pooling's output.
+    private func pooledReLU(relu: Int, pool: Int) -> (kernel: PoolingKernel, src: ChannelBlockedLayout, dst: ChannelBlockedLayout)? {
         guard relu >= 0, relu < graph.nodes.count, pool >= 0, pool < graph.nodes.count,
               case .relu(let slope) = graph.nodes[relu].kind, slope == 0,
               let reluKernel = kernels[relu] as? ActivationKernel, reluKernel.tops[0] === reluKernel.bottoms[0],
@@ -23,8 +27,9 @@ extension Engine {
               savedSlots.perNode[relu].count == 1, savedSlots.memories[savedSlots.perNode[relu][0]].encoding == .positivity,
               savedSlots.perNode[pool].count == 1,
               let src = channelBlockedLayout(of: values[graph.nodes[relu].tops[0]], blob: graph.nodes[relu].tops[0]),
-              let dst = channelBlockedLayout(of: kernel.tops[0], blob: graph.nodes[pool].tops[0]), src.block == dst.block else { return false }
-        return Engine.sameBlocking(workspace.desc, kernel.tops[0].desc, bytes: 1)
+              let dst = channelBlockedLayout(of: kernel.tops[0], blob: graph.nodes[pool].tops[0]), src.block == dst.block,
+              Engine.sameBlocking(workspace.desc, kernel.tops[0].desc, bytes: 1) else { return nil }
+        return (kernel, src, dst)
     }
 
     /// The saved forward value of in-place ReLU `relu` (what ``saveForward(nodes:)`` would
@@ -38,7 +43,7 @@ extension Engine {
     /// - Throws: ``EngineError/missingParameter(_:)`` when `workspace` holds no workspace
     ///   of `pool`, or the pair is not supported (see ``supportsPooledReLU(relu:pool:)``).
     public func positivity(ofReLU relu: Int, pooledBy pool: Int, workspace: SavedForward) throws -> SavedForward {
-        guard supportsPooledReLU(relu: relu, pool: pool), let kernel = kernels[pool] as? PoolingKernel else {
+        guard let (kernel, src, dst) = pooledReLU(relu: relu, pool: pool) else {
             throw EngineError.missingParameter("pooled cache for \(graph.nodes[relu].name) and \(graph.nodes[pool].name)")
         }
         let wsSlot = savedSlots.perNode[pool][0], bitSlot = savedSlots.perNode[relu][0]
@@ -47,8 +52,6 @@ extension Engine {
             throw EngineError.missingParameter("argmax workspace of \(graph.nodes[pool].name)")
         }
         let input = graph.nodes[relu].tops[0], output = graph.nodes[pool].tops[0]
-        let src = channelBlockedLayout(of: values[input], blob: input)!
-        let dst = channelBlockedLayout(of: kernel.tops[0], blob: output)!
         let inShape = graph.blobs[input].shape, outShape = graph.blobs[output].shape
         let (inH, inW) = (inShape[2], inShape.count > 3 ? inShape[3] : 1)
         let (outH, outW) = (outShape[2], outShape.count > 3 ? outShape[3] : 1)
