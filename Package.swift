@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(
             name: "MagicInitAlgorithmsTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
-                           "MagicInitCollector", "MagicInitImages"]),
+                           "MagicInitCollector", "MagicInitImages", "MagicInitReference", "MagicInitSamples"]),
         .testTarget(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),

@@ -60,6 +60,24 @@ public struct ChangeRateModel: Sendable {
         }
     }
 
+    /// Whether `measurement` holds what `measure` needs (weight-gradient squares come only
+    /// from passes that computed weight gradients).
+    public static func canMeasure(_ measure: InitOptions.RateMeasure, from measurement: NetworkMeasurement) -> Bool {
+        measure == .equation4 || measurement.layers.allSatisfy { $0.weightGradientSquares.count > 0 }
+    }
+
+    /// Per measure that `measurement` supports, the layer rates for `factors` (`nil`: as
+    /// measured).
+    public static func ratesByMeasure(graph: Graph, measurement: NetworkMeasurement,
+                                      factors: [Double]? = nil) -> [InitOptions.RateMeasure: [Double]] {
+        let ones = factors ?? [Double](repeating: 1, count: measurement.layers.count)
+        var out: [InitOptions.RateMeasure: [Double]] = [:]
+        for measure in InitOptions.RateMeasure.allCases where canMeasure(measure, from: measurement) {
+            out[measure] = ChangeRateModel(graph: graph, measurement: measurement, measure: measure).rates(factors: ones)
+        }
+        return out
+    }
+
     /// Geometric mean `C̄ = (∏ C_k)^(1/K)`.
     public static func geometricMean(_ rates: [Double]) -> Double {
         exp(rates.map { log($0) }.reduce(0, +) / Double(rates.count))

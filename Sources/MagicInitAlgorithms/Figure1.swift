@@ -3,8 +3,13 @@ import MagicInitStatistics
 /// The paper's Figure 1 quantities for one affine layer (Krähenbühl et al. 2016, §4.1).
 public struct LayerFigure1: Sendable, Codable, Equatable {
     public var layer: String
-    /// `C_k`, the layer's mean change rate, with the measure the run used.
+    /// `C_k`, the layer's mean change rate, with the measure the run balanced.
     public var changeRate: Double
+    /// `C_k` by each measure (``InitOptions/RateMeasure``), where the pass measured it: the
+    /// balanced one equals ``changeRate``; the other is shown beside it (`nil` when the
+    /// pass did not compute weight gradients).
+    public var equation4Rate: Double?
+    public var weightGradientRate: Double?
     /// Coefficient of variation (std/mean) of the per-weight rates `C_{k,i,j}` within the
     /// layer, under eq. (4)'s independence approximation:
     /// `C_{k,i,j} ∝ sqrt(E[x(j)²] · E[y(i)²])`.
@@ -14,12 +19,27 @@ public struct LayerFigure1: Sendable, Codable, Equatable {
     /// Mean over channels of the channel means and standard deviations of `z_k`.
     public var meanOfMeans: Double
     public var meanOfStds: Double
+
+    public init(layer: String, changeRate: Double, changeRateCV: Double, outputStdCV: Double, meanOfMeans: Double,
+                meanOfStds: Double, equation4Rate: Double? = nil, weightGradientRate: Double? = nil) {
+        self.layer = layer
+        self.changeRate = changeRate
+        self.changeRateCV = changeRateCV
+        self.outputStdCV = outputStdCV
+        self.meanOfMeans = meanOfMeans
+        self.meanOfStds = meanOfStds
+        self.equation4Rate = equation4Rate
+        self.weightGradientRate = weightGradientRate
+    }
 }
 
 public enum Figure1 {
-    /// Figure-1 rows for every layer of `measurement`, with layer rates `rates`.
-    public static func rows(_ measurement: NetworkMeasurement, rates: [Double]) -> [LayerFigure1] {
-        zip(measurement.layers, rates).map { layer, rate in
+    /// Figure-1 rows for every layer of `measurement`, with the balanced layer rates `rates`
+    /// and the rates by each measure (`byMeasure`, either may be missing).
+    public static func rows(_ measurement: NetworkMeasurement, rates: [Double],
+                            byMeasure: [InitOptions.RateMeasure: [Double]] = [:]) -> [LayerFigure1] {
+        zip(measurement.layers, rates).enumerated().map { k, pair in
+            let (layer, rate) = pair
             let a = layer.inputSquares.meanSquare
             let b = layer.outputGradientSquares.meanSquare
             let std = layer.outputMoments.standardDeviation
@@ -28,7 +48,8 @@ public enum Figure1 {
                                 changeRateCV: productCV(a, b),
                                 outputStdCV: cv(std),
                                 meanOfMeans: mean.reduce(0, +) / Double(max(mean.count, 1)),
-                                meanOfStds: std.reduce(0, +) / Double(max(std.count, 1)))
+                                meanOfStds: std.reduce(0, +) / Double(max(std.count, 1)),
+                                equation4Rate: byMeasure[.equation4]?[k], weightGradientRate: byMeasure[.weightGradient]?[k])
         }
     }
 

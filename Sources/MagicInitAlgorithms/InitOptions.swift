@@ -14,12 +14,26 @@ public struct InitOptions: Sendable, Hashable, Codable {
         case pretrainedBoth = "pretrained-both"
     }
 
-    /// How a layer's change rate is measured (§3.2).
+    /// How a layer's change rate is measured (§3.2). Both are computed from one measurement
+    /// pass with the random linear loss of §3: per chunk `c` of images,
+    /// `ℓ_c = Σ_{i ∈ c} η_i · z_N(i)` with `η_i ~ N(0, I)` drawn independently per image
+    /// (stream `("eta", step, image)`, so an image's `η` does not depend on the chunking).
     public enum RateMeasure: String, Sendable, Hashable, Codable, CaseIterable {
-        /// The paper's eq. (4): `C²_{k,j} = E[x_k(j)²] · E[‖y_k‖²] / (N_k · ‖W_k‖²)`.
+        /// The paper's eq. (4): `C²_{k,j} = E[x_k(j)²] · E[‖y_k‖²] / (N_k · ‖W_k‖²)`, per
+        /// column `j`, `C_k = mean_j C_{k,j}`. It drops the spatial correlation between the
+        /// activations `x_k` and the back-propagated errors `y_k` (§3.2's independence
+        /// assumption): a fast approximation (no backward-to-weights pass), not what SGD sees.
         case equation4 = "eq4"
-        /// The reference code's: `sqrt(mean((∂ℓ/∂W_k)²) / mean(W_k²))`, the weight gradient
-        /// of each chunk of images summed over the chunk, the squares averaged over chunks.
+        /// What SGD sees, as the authors' reference code measures it:
+        ///
+        ///     C_k² = E_c[ Σ (∂ℓ_c/∂W_k)² ] / Σ W_k²      (= mean((∂ℓ/∂W_k)²) / mean(W_k²))
+        ///
+        /// the squares of each chunk's weight gradient summed over the weights (in Float64),
+        /// averaged over the chunks (merged in chunk order). The ratio between layers does
+        /// not depend on the chunk size `n`: `∂ℓ_c/∂W = Σ_{i∈c} g_i` with `g_i` linear in
+        /// `η_i`, and for `i ≠ i'` `E[g_i · g_i'] = 0` (independent zero-mean `η`), so
+        /// `E‖∂ℓ_c/∂W_k‖² = n · E‖g_i‖²` for every layer alike; the chunk size changes only
+        /// the estimator's noise (the cross terms), not its expectation up to one common factor.
         case weightGradient = "weight-gradient"
     }
 
@@ -33,7 +47,8 @@ public struct InitOptions: Sendable, Hashable, Codable {
     /// How often a dead channel (σ = 0) is redrawn before it is left and reported.
     public var deadChannelRetries: Int = 3
 
-    public var rateMeasure: RateMeasure = .equation4
+    /// The change rate Algorithm 2 balances (the report shows both after the run).
+    public var rateMeasure: RateMeasure = .weightGradient
     /// Damping α of the between-layer correction `r_k = (C_k / C̄)^(α/2)` (paper: 0.25).
     public var damping: Double = 0.25
     /// Converged when every layer's rate is within this relative distance of the

@@ -12,17 +12,32 @@ extension InitReport {
         }
         func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
         lines.append("\(network): \(images) images in chunks of \(chunkSize), mode \(options.mode.rawValue), β = \(options.bias)")
-        lines.append(pad("layer", 12) + pad("type", 14) + "   ch  " + " σ before(min…max)    dead" + "   factor R" + "     C before" + "      C after" + "  CV(C) after" + " CV(σ) after")
+        // The change rate by both measures (§3.2): eq. (4) and the weight gradient SGD sees;
+        // the one Algorithm 2 balanced is marked *.
+        let balanced = algorithm2.flatMap { InitOptions.RateMeasure(rawValue: $0.rateMeasure) } ?? options.rateMeasure
+        func mark(_ measure: InitOptions.RateMeasure) -> String { measure == balanced ? "*" : " " }
+        lines.append(pad("layer", 12) + pad("type", 14) + "   ch  " + " σ before(min…max)    dead" + "   factor R"
+                     + "   eq4 before" + "  eq4 after" + mark(.equation4) + "  wgrad before" + " wgrad after" + mark(.weightGradient)
+                     + "  CV(C) after" + " CV(σ) after")
         let before = Dictionary(uniqueKeysWithValues: (figure1Before ?? []).map { ($0.layer, $0) })
         let after = Dictionary(uniqueKeysWithValues: (figure1After ?? []).map { ($0.layer, $0) })
         for layer in layers {
             let sigma = layer.before.map { f($0.stdMin, 9) + "…" + f($0.stdMax, 9).trimmingCharacters(in: .whitespaces) } ?? "        –"
             lines.append(pad(layer.name, 12) + pad(layer.type, 14) + String(format: "%5d  ", layer.channels)
                          + pad(sigma, 20) + String(format: "%6d ", layer.deadChannels.count)
-                         + f(layer.betweenLayerFactor, 11) + f(before[layer.name]?.changeRate, 13) + f(after[layer.name]?.changeRate, 13)
+                         + f(layer.betweenLayerFactor, 11)
+                         + f(before[layer.name]?.equation4Rate, 13) + f(after[layer.name]?.equation4Rate, 11) + " "
+                         + f(before[layer.name]?.weightGradientRate, 14) + f(after[layer.name]?.weightGradientRate, 12) + " "
                          + f(after[layer.name]?.changeRateCV, 13) + f(after[layer.name]?.outputStdCV, 12))
         }
         if let a = algorithm2 {
+            lines.append("Algorithm 2 balanced the \(a.rateMeasure == InitOptions.RateMeasure.weightGradient.rawValue ? "weight-gradient change rates (what SGD sees)" : "eq. (4) change rates (the fast approximation)"); "
+                         + "rates span by measure: " + InitOptions.RateMeasure.allCases.map { measure -> String in
+                             let spread = a.spreadByMeasure[measure.rawValue]
+                             func x(_ v: Double?) -> String { v.map { "×" + String(format: "%.4g", $0) } ?? "–" }
+                             let on = spread.map { $0.afterImages > 0 && $0.afterImages < images ? " (on \($0.afterImages) verification images)" : "" } ?? ""
+                             return "\(measure.rawValue) \(x(spread?.before)) → \(x(spread?.after))" + on
+                         }.joined(separator: ", "))
             lines.append("Algorithm 2 (\(a.rateMeasure)): \(a.passes) measurement pass(es), \(a.modelSteps) model steps, "
                          + "rates span ×\(String(format: "%.3g", a.rateSpreadBefore)) → ×\(String(format: "%.4f", a.rateSpreadAfter))"
                          + (a.converged ? " (converged)" : " (not converged)")

@@ -35,12 +35,45 @@ public struct InitReport: Sendable, Codable {
         /// Damped steps taken on the closed-form model.
         public var modelSteps: Int
         public var converged: Bool
-        /// Largest / smallest layer change rate before and after.
+        /// Largest / smallest layer change rate before and after (the balanced measure).
         public var rateSpreadBefore: Double
         public var rateSpreadAfter: Double
+        /// The same spreads by each measure (keys `eq4`, `weight-gradient`).
+        public var spreadByMeasure: [String: MeasureSpread]
         /// The check of the closed form on a real pass (homogeneous networks), if one ran.
         public var verification: Verification?
         public var seconds: Double
+    }
+
+    /// Largest / smallest layer change rate by one measure (`nil` where the pass did not
+    /// compute it: eq. 4's first pass has no weight gradients).
+    public struct MeasureSpread: Sendable, Codable, Equatable {
+        public var before: Double?
+        public var after: Double?
+        /// Images the rates after were measured on: every image, or only Algorithm 2's
+        /// verification images (weight-gradient rates when eq. 4 was balanced); 0 when none.
+        public var afterImages: Int
+    }
+
+    /// The written weights measured on images the run did not see (one forward + backward
+    /// pass with weight gradients, η drawn per image as in Algorithm 2): do the calibrations
+    /// generalise? Compared with ``InitReport/figure1After`` on the initialisation images.
+    public struct HeldOut: Sendable, Codable {
+        /// The `--verify-images` argument and the images used from it.
+        public var source: String
+        public var images: Int
+        /// Figure-1 rows on these images: channel mean/std (`meanOfMeans / meanOfStds`), the
+        /// CV of the channel stds, the change rate by both measures.
+        public var figure1: [LayerFigure1]
+        /// Largest / smallest layer change rate on these images, per measure.
+        public var spreadByMeasure: [String: Double]
+
+        public init(source: String, images: Int, figure1: [LayerFigure1], spreadByMeasure: [String: Double]) {
+            self.source = source
+            self.images = images
+            self.figure1 = figure1
+            self.spreadByMeasure = spreadByMeasure
+        }
     }
 
     /// Algorithm 2's verification pass: a real forward + backward pass over the first
@@ -65,6 +98,8 @@ public struct InitReport: Sendable, Codable {
     /// Figure-1 rows measured before Algorithm 2 (after Algorithm 1) and at the end.
     public var figure1Before: [LayerFigure1]?
     public var figure1After: [LayerFigure1]?
+    /// `--verify-images`: the written weights measured on other images.
+    public var heldOut: HeldOut?
     /// Wall time per phase, seconds.
     public var phaseSeconds: [String: Double] = [:]
 }

@@ -94,37 +94,47 @@ public struct Initializer: Sendable {
         }
     }
 
-    /// Algorithm 2 (§3.2): measure, then balance the layers' change rates with damped
-    /// corrections `r_k = (C_k / C̄)^(α/2)` undone in the consumers. The corrections are
-    /// iterated on the closed-form ``ChangeRateModel`` between measurement passes. For a
-    /// network of homogeneous layers (with η reused) the model is exact: one real forward +
-    /// backward pass over the first chunks (``InitOptions/verificationImages``) must then
-    /// reproduce the rates it predicts for those chunks; if it does not, or the network is
-    /// not homogeneous, passes over every image repeat (at most
-    /// ``InitOptions/maxIterations``) until converged.
+    /// Algorithm 2 (§3.2): measure, then balance the layers' change rates (by
+    /// ``InitOptions/rateMeasure``) with damped corrections `r_k = (C_k / C̄)^(α/2)` undone
+    /// in the consumers. The corrections are iterated on the closed-form ``ChangeRateModel``
+    /// between measurement passes. For a network of homogeneous layers (with η reused) the
+    /// model is exact: one real forward + backward pass over the first chunks
+    /// (``InitOptions/verificationImages``) must then reproduce the rates it predicts for
+    /// those chunks; if it does not, or the network is not homogeneous, passes over every
+    /// image repeat (at most ``InitOptions/maxIterations``) until converged.
+    ///
+    /// The report gives every layer's rate by both measures before and after (the Figure-1
+    /// columns). The first pass computes weight gradients only when they are balanced (eq. 4's
+    /// pass reuses Algorithm 1's forward pass); every later pass computes them, so with eq. 4
+    /// the weight-gradient rates after come from the verification images (or the last pass).
     func betweenLayer(_ source: some StatisticsSource, report: inout InitReport) async throws {
         let graph = source.graph
         let clock = ContinuousClock()
         let start = clock.now
-        let weightGradients = options.rateMeasure == .weightGradient
+        let balanced = options.rateMeasure
         let chunkCount = source.chunkCount
         let verificationChunks = options.verificationImages == 0 ? chunkCount
             : min(chunkCount, (options.verificationImages + graph.batchSize - 1) / graph.batchSize)
         // Pass 1 merged in two groups, so the verification chunks' own statistics are at hand.
         let groups = verificationChunks < chunkCount ? [0..<verificationChunks, verificationChunks..<chunkCount] : [0..<chunkCount]
-        let pass1 = try await source.measure(step: 0, weightGradients: weightGradients, groups: groups)
+        let pass1 = try await source.measure(step: 0, weightGradients: balanced == .weightGradient, groups: groups)
         let head = pass1[0]
         var measurement = head
         if pass1.count > 1 { measurement.merge(pass1[1]) }
-        var model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
+        var model = ChangeRateModel(graph: graph, measurement: measurement, measure: balanced)
         let ones = [Double](repeating: 1, count: measurement.layers.count)
-        let initialRates = model.rates(factors: ones)
-        report.figure1Before = Figure1.rows(measurement, rates: initialRates)
+        let initialByMeasure = ChangeRateModel.ratesByMeasure(graph: graph, measurement: measurement)
+        let initialRates = initialByMeasure[balanced]!
+        report.figure1Before = Figure1.rows(measurement, rates: initialRates, byMeasure: initialByMeasure)
         let spreadBefore = Initializer.spread(initialRates)
-        log("[algorithm 2] pass 1: change rates span ×\(fmt(spreadBefore)) (\(options.rateMeasure.rawValue))")
+        log("[algorithm 2] pass 1: change rates span ×\(fmt(spreadBefore)) (\(balanced.rawValue))"
+            + initialByMeasure.filter { $0.key != balanced }.map { ", ×\(fmt(Initializer.spread($0.value))) by \($0.key.rawValue)" }.joined())
         var cumulative = ones
         var passes = 1, steps = 0
         var rates = initialRates
+        // After the run, per measure: the layer rates and the images they were measured on.
+        var ratesAfter = initialByMeasure
+        var imagesAfter: [InitOptions.RateMeasure: Int] = [:]
         var converged = false
         let homogeneous = model.scales.isHomogeneous
         var verification: InitReport.Verification?
@@ -138,10 +148,10 @@ public struct Initializer: Sendable {
             for k in cumulative.indices { cumulative[k] *= solution.factors[k] }
             if homogeneous && !options.freshTopGradientEachPass && verification == nil {
                 // The closed form is exact here: check it on the verification chunks.
-                let check = try await source.measure(step: 0, weightGradients: weightGradients, groups: [0..<verificationChunks])[0]
+                let check = try await source.measure(step: 0, weightGradients: true, groups: [0..<verificationChunks])[0]
                 passes += 1
-                let predicted = ChangeRateModel(graph: graph, measurement: head, measure: options.rateMeasure).rates(factors: cumulative)
-                let measured = ChangeRateModel(graph: graph, measurement: check, measure: options.rateMeasure).rates(factors: ones)
+                let predicted = ChangeRateModel(graph: graph, measurement: head, measure: balanced).rates(factors: cumulative)
+                let measured = ChangeRateModel(graph: graph, measurement: check, measure: balanced).rates(factors: ones)
                 // The model leaves the global output scale at 1: compare relative rates C_k / C̄.
                 let measuredMean = ChangeRateModel.geometricMean(measured), predictedMean = ChangeRateModel.geometricMean(predicted)
                 let deviation = zip(measured, predicted).map { abs(($0 / measuredMean) / ($1 / predictedMean) - 1) }.max() ?? 0
@@ -153,11 +163,24 @@ public struct Initializer: Sendable {
                         // The check covered every image: report what it measured.
                         measurement = check
                         rates = measured
+                        ratesAfter = ChangeRateModel.ratesByMeasure(graph: graph, measurement: check)
                     } else {
-                        // Absolute rates: the model's, times the global scale the check measured.
-                        let global = measuredMean / predictedMean
-                        rates = model.rates(factors: solution.factors).map { $0 * global }
-                        figureAfter = Figure1.rows(Initializer.scaled(measurement, byLayer: solution.factors), rates: rates)
+                        // Absolute rates: the model's, times the global scale the check measured,
+                        // per measure; a measure pass 1 did not compute comes from the check alone.
+                        for measure in InitOptions.RateMeasure.allCases {
+                            let checked = ChangeRateModel(graph: graph, measurement: check, measure: measure).rates(factors: ones)
+                            guard ChangeRateModel.canMeasure(measure, from: measurement) else {
+                                ratesAfter[measure] = checked
+                                imagesAfter[measure] = images
+                                continue
+                            }
+                            let global = ChangeRateModel.geometricMean(checked) / ChangeRateModel.geometricMean(
+                                ChangeRateModel(graph: graph, measurement: head, measure: measure).rates(factors: cumulative))
+                            ratesAfter[measure] = ChangeRateModel(graph: graph, measurement: measurement, measure: measure)
+                                .rates(factors: solution.factors).map { $0 * global }
+                        }
+                        rates = ratesAfter[balanced]!
+                        figureAfter = Figure1.rows(Initializer.scaled(measurement, byLayer: solution.factors), rates: rates, byMeasure: ratesAfter)
                     }
                     let mean = ChangeRateModel.geometricMean(rates)
                     converged = rates.allSatisfy { abs($0 / mean - 1) <= options.tolerance }
@@ -166,22 +189,34 @@ public struct Initializer: Sendable {
                 }
                 log("[algorithm 2] verification pass on \(images) image(s): measured rates are \(fmt(deviation)) off the closed form (tolerance \(fmt(options.verificationTolerance))); measuring every image again")
             }
-            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0, weightGradients: weightGradients)
+            measurement = try await source.measure(step: options.freshTopGradientEachPass ? passes : 0, weightGradients: true)
             passes += 1
-            model = ChangeRateModel(graph: graph, measurement: measurement, measure: options.rateMeasure)
-            rates = model.rates(factors: ones)
+            model = ChangeRateModel(graph: graph, measurement: measurement, measure: balanced)
+            ratesAfter = ChangeRateModel.ratesByMeasure(graph: graph, measurement: measurement)
+            imagesAfter = [:]
+            rates = ratesAfter[balanced]!
             let mean = ChangeRateModel.geometricMean(rates)
             converged = rates.allSatisfy { abs($0 / mean - 1) <= options.tolerance }
             log("[algorithm 2] pass \(passes): \(solution.steps) model step(s), change rates span ×\(fmt(Initializer.spread(rates)))\(converged ? ", converged" : "")")
             if converged || (homogeneous && solution.converged) { break }
         }
         for k in cumulative.indices { report.layers[k].betweenLayerFactor = cumulative[k] }
-        report.figure1After = figureAfter ?? Figure1.rows(measurement, rates: rates)
+        report.figure1After = figureAfter ?? Figure1.rows(measurement, rates: rates, byMeasure: ratesAfter)
+        var spreads: [String: InitReport.MeasureSpread] = [:]
+        for measure in InitOptions.RateMeasure.allCases {
+            spreads[measure.rawValue] = InitReport.MeasureSpread(
+                before: initialByMeasure[measure].map(Initializer.spread), after: ratesAfter[measure].map(Initializer.spread),
+                afterImages: ratesAfter[measure] == nil ? 0 : imagesAfter[measure] ?? report.images)
+        }
+        if let other = ratesAfter.first(where: { $0.key != balanced }) {
+            log("[algorithm 2] after: \(other.key.rawValue) rates span ×\(fmt(Initializer.spread(other.value)))"
+                + (imagesAfter[other.key].map { " (on the \($0) verification image(s))" } ?? ""))
+        }
         report.algorithm2 = InitReport.Algorithm2(
-            rateMeasure: options.rateMeasure.rawValue, homogeneous: homogeneous,
+            rateMeasure: balanced.rawValue, homogeneous: homogeneous,
             nonHomogeneousLayers: model.scales.nonHomogeneousLayers, passes: passes, modelSteps: steps,
             converged: converged, rateSpreadBefore: spreadBefore, rateSpreadAfter: Initializer.spread(rates),
-            verification: verification, seconds: (clock.now - start) / .seconds(1))
+            spreadByMeasure: spreads, verification: verification, seconds: (clock.now - start) / .seconds(1))
     }
 
     /// `measurement` with every affine layer's output multiplied by its factor (what the

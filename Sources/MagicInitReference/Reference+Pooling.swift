@@ -26,12 +26,7 @@ extension Reference {
     /// - Complexity: `N·C·H'·W'·kH·kW` comparisons or additions.
     public static func pooling(_ x: [Double], shape: [Int], _ p: PoolingParameters) -> [Double] {
         let (n, channels, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let (kernel, stride, pad) = ShapeInference.poolingWindow(p, input: shape)
-        let anyPad = pad.h > 0 || pad.w > 0
-        let outH = ShapeInference.poolingOutput(h, kernel: kernel.h, stride: stride.h, pad: pad.h,
-                                                roundMode: p.roundMode, anyPad: anyPad)
-        let outW = ShapeInference.poolingOutput(w, kernel: kernel.w, stride: stride.w, pad: pad.w,
-                                                roundMode: p.roundMode, anyPad: anyPad)
+        let (kernel, stride, pad, outH, outW) = poolingGeometry(shape: shape, p)
         requireCount(x, shape, "pooling input")
 
         var y = [Double](repeating: 0, count: n * channels * outH * outW)
@@ -70,5 +65,18 @@ extension Reference {
             }
         }
         return y
+    }
+
+    /// The window (``ShapeInference/poolingWindow(_:input:)``) and output size `H' × W'` of
+    /// pooling `p` over an input of shape `[N, C, H, W]`, as Caffe computes them.
+    static func poolingGeometry(shape: [Int], _ p: PoolingParameters)
+        -> (kernel: Size2, stride: Size2, pad: Size2, outH: Int, outW: Int) {
+        let (kernel, stride, pad) = ShapeInference.poolingWindow(p, input: shape)
+        let anyPad = pad.h > 0 || pad.w > 0
+        let outH = ShapeInference.poolingOutput(shape[2], kernel: kernel.h, stride: stride.h, pad: pad.h,
+                                                roundMode: p.roundMode, anyPad: anyPad)
+        let outW = ShapeInference.poolingOutput(shape[3], kernel: kernel.w, stride: stride.w, pad: pad.w,
+                                                roundMode: p.roundMode, anyPad: anyPad)
+        return (kernel, stride, pad, outH, outW)
     }
 }

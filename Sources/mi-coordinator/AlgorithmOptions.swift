@@ -19,8 +19,8 @@ struct AlgorithmOptions: ParsableArguments {
     @Option(help: "Algorithm 2's measurement passes (forward + backward over all images) at most.")
     var iterations = 10
 
-    @Option(help: "Change-rate measure: eq4 (the paper's eq. 4) or weight-gradient (the reference code's).")
-    var rateMeasure: InitOptions.RateMeasure = .equation4
+    @Option(help: "Change rate Algorithm 2 balances: weight-gradient (what SGD sees: sqrt(mean((∂ℓ/∂W)²) / mean(W²)), the reference code's) or eq4 (the paper's eq. 4, a faster approximation that ignores the spatial correlation of activations and errors). The report shows both.")
+    var rateMeasure: InitOptions.RateMeasure = InitOptions().rateMeasure
 
     @Option(help: "Seed of every random draw (Gaussian weights, top gradients η).")
     var seed: UInt64 = 0

@@ -80,6 +80,9 @@ struct MICoordinator: AsyncParsableCommand {
     @Flag(help: "After writing, reload the weights from the file and measure every channel of every affine layer on the images with a fresh forward pass: mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both (exact for ReLU/pooling networks, approximate across LRN, sigmoid or tanh).")
     var verify = false
 
+    @Option(help: "After the run, measure the weights on these other images (a folder, a glob, or a list file, like --images): per layer the channel mean/std, the spread of channel stds and the change rate by both measures, printed beside the same figures on the initialisation images and stored in the report (\"heldOut\").")
+    var verifyImages: String?
+
     @OptionGroup(title: "Algorithm options")
     var algorithm: AlgorithmOptions
 
@@ -163,6 +166,17 @@ struct MICoordinator: AsyncParsableCommand {
             try interrupts.whileWriting {
                 try MICoordinator.createFolder(of: dumpInputs, flag: "--dump-inputs")
                 try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
+            }
+        }
+        // --verify-images: read now, so a bad folder fails before the run.
+        var heldOutPlan: ImageChunks.Plan?
+        if let verifyImages {
+            let heldOutPaths = try ImageCollection.listImages(in: verifyImages)
+            log("[coordinator] --verify-images: \(heldOutPaths.count) image(s) from \(verifyImages)")
+            do {
+                heldOutPlan = try ImageChunks.plan(paths: heldOutPaths, chunkSize: chunkSize, loader: loader) { log($0) }
+            } catch ImageError.noUsableImages(let tried) {
+                throw ValidationError("--verify-images \(verifyImages): none of its \(tried) image file(s) could be decoded (each is named above)")
             }
         }
         let loadSeconds = (clock.now - loadStart) / .seconds(1)
@@ -275,6 +289,13 @@ struct MICoordinator: AsyncParsableCommand {
             if !traffic.lostWorkers.isEmpty { summary.append("lost workers (their chunks were recomputed): \(traffic.lostWorkers.joined(separator: ", "))") }
             for (worker, bytes) in peaks { summary.append(String(format: "peak memory of worker %@: %.2f GB", worker, Double(bytes) / 1e9)) }
         }
+        if let heldOutPlan, let verifyImages {
+            let start = clock.now
+            result.heldOut = try await Verification.heldOut(network: net, parameters: parameters, images: heldOutPlan.tensor,
+                                                            source: verifyImages, chunkSize: chunkSize, seed: options.seed,
+                                                            threads: threads, balanced: options.rateMeasure)
+            result.phaseSeconds["verify images"] = (clock.now - start) / .seconds(1)
+        }
         summary.append(String(format: "peak memory of the coordinator: %.2f GB", Double(peakResidentBytes()) / 1e9))
 
         // Output: nothing non-finite is ever written; files appear whole or not at all.
@@ -291,6 +312,7 @@ struct MICoordinator: AsyncParsableCommand {
             try encoder.encode(result).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
         }
         print(result.table())
+        Verification.printHeldOut(result)
         summary.forEach { print($0) }
         print("wrote \(outputPath) (\(parameters.count) tensors) and \(reportPath)")
         // Shown now, not after a `--verify` pass, when the output is a pipe or a file.

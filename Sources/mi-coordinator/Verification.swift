@@ -57,3 +57,56 @@ enum Verification {
         }
     }
 }
+
+extension Verification {
+    /// `--verify-images`: the weights a run wrote, measured on images it did not see, with
+    /// one pass of Algorithm 2's measurement (forward, backward to the data and to the
+    /// weights, the random linear loss with η drawn per image; Krähenbühl et al. 2016, §3.2):
+    /// per affine layer the channel statistics and the change rate by both measures.
+    /// - Parameters:
+    ///   - parameters: the weights as written, by parameter key.
+    ///   - images: the other images, `(N, 3, H, W)`, preprocessed like the run's.
+    ///   - balanced: the measure the run balanced (the rows' ``LayerFigure1/changeRate``).
+    /// - Throws: the engine's errors (naming the layer).
+    static func heldOut(network: Network, parameters: ParameterSet, images: Tensor, source: String, chunkSize: Int,
+                        seed: UInt64, threads: Int?, balanced: InitOptions.RateMeasure) async throws -> InitReport.HeldOut {
+        let n = images.shape[0]
+        let statistics = try LocalStatisticsSource(network: network, images: images, chunkSize: min(chunkSize, n), seed: seed, threads: threads)
+        let keys = Set(statistics.graph.parameters.map(\.key))
+        try await statistics.apply(parameters.filter { keys.contains($0.key) }.sorted { $0.key < $1.key }
+            .map { WeightDirective.set(key: $0.key, value: $0.value) })
+        let measurement = try await statistics.measure(step: 0, weightGradients: true)
+        let byMeasure = ChangeRateModel.ratesByMeasure(graph: statistics.graph, measurement: measurement)
+        return InitReport.HeldOut(source: source, images: n,
+                                  figure1: Figure1.rows(measurement, rates: byMeasure[balanced]!, byMeasure: byMeasure),
+                                  spreadByMeasure: Dictionary(uniqueKeysWithValues: byMeasure.map { ($0.key.rawValue, ($0.value.max() ?? 1) / ($0.value.min() ?? 1)) }))
+    }
+
+    /// The held-out figures beside the same figures on the initialisation images.
+    static func printHeldOut(_ report: InitReport) {
+        guard let held = report.heldOut else { return }
+        let initial = Dictionary(uniqueKeysWithValues: (report.figure1After ?? []).map { ($0.layer, $0) })
+        func f(_ x: Double?) -> String {
+            guard let x, x.isFinite else { return "        –" }
+            return String(format: abs(x) < 1e-3 && x != 0 ? "%9.2e" : "%9.4f", x)
+        }
+        print("held-out check (--verify-images \(held.source): \(held.images) image(s)), beside the \(report.images) initialisation images:")
+        print("  layer        mean/std: init  held-out   CV(σ): init  held-out   wgrad C: init  held-out     eq4 C: init  held-out")
+        for row in held.figure1 {
+            let a = initial[row.layer]
+            func ratio(_ r: LayerFigure1?) -> Double? { r.map { $0.meanOfMeans / $0.meanOfStds } }
+            print("  " + row.layer.padding(toLength: 12, withPad: " ", startingAt: 0)
+                  + "  " + f(ratio(a)) + " " + f(ratio(row)) + "    " + f(a?.outputStdCV) + " " + f(row.outputStdCV)
+                  + "      " + f(a?.weightGradientRate) + " " + f(row.weightGradientRate)
+                  + "      " + f(a?.equation4Rate) + " " + f(row.equation4Rate))
+        }
+        for measure in InitOptions.RateMeasure.allCases {
+            let before = report.algorithm2?.spreadByMeasure[measure.rawValue]
+            let onInit = before?.after.map { String(format: "×%.4g", $0) } ?? "–"
+            let initImages = before.map { $0.afterImages > 0 && $0.afterImages < report.images ? " (\($0.afterImages) verification images)" : "" } ?? ""
+            let onHeld = held.spreadByMeasure[measure.rawValue].map { String(format: "×%.4g", $0) } ?? "–"
+            print("  \(measure.rawValue) change rates span \(onInit) on the initialisation images\(initImages), \(onHeld) on the held-out images"
+                  + (report.algorithm2?.rateMeasure == measure.rawValue ? " (the measure Algorithm 2 balanced)" : ""))
+        }
+    }
+}
