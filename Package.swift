@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "MagicInitClusterTests",
             dependencies: ["MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitCluster",
-                           "MagicInitTransport", "MagicInitImages", "MagicInitSamples"]),
+                           "MagicInitTransport", "MagicInitImages", "MagicInitSamples", "MagicInitFormats"]),
         .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
         .testTarget(
             name: "MagicInitImagesTests",

@@ -203,7 +203,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
         let current = step
         var results: [Int: T] = [:]
         let wanted = only ?? Set(assignments.keys)
-        let totalImages = wanted.reduce(0) { $0 + assignments[$1]!.images.count }
+        let totalImages = wanted.reduce(0) { $0 + assignments[$1]!.imageCount }
         var imagesDone = 0
         progress?(ProgressEvent(phase: phase, imagesDone: 0, imagesTotal: totalImages))
         for (peer, worker) in workers {
@@ -233,7 +233,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
                 results[chunk] = try decode(bytes)
                 traffic.payloadUncompressed += size
                 traffic.payloadCompressed += payload.count
-                imagesDone += assignments[chunk]!.images.count
+                imagesDone += assignments[chunk]!.imageCount
                 progress?(ProgressEvent(phase: phase, imagesDone: imagesDone, imagesTotal: totalImages))
             } catch {
                 log("[coordinator] rejected a reply from worker \(worker.index) for chunk \(chunk): \(error)")

@@ -4,17 +4,34 @@ import MagicInitCore
 import MagicInitImages
 import Synchronization
 
-/// Cuts the sample images into chunks (fixed size, numbered in listing order, independent
-/// of the number of workers) carrying the encoded files, and decodes them once here so a
-/// file that cannot be decoded is skipped with a warning before any worker sees it.
+/// Cuts the sample images into chunks (fixed size, numbered in image order, independent
+/// of the number of workers): chunks of encoded files, decoded once here so a file that
+/// cannot be decoded is skipped with a warning before any worker sees it, or slices of an
+/// already preprocessed input tensor.
 public enum ImageChunks {
     public struct Plan: Sendable {
-        /// Chunks with the encoded image bytes, for workers.
+        /// Chunks with the encoded image bytes or the tensor slices, for workers.
         public var assignments: [ChunkAssignment]
-        /// The same images preprocessed, `(N, 3, H, W)` (for in-process runs and checks).
+        /// The same images preprocessed, `(N, C, H, W)` (for in-process runs and checks).
         public var tensor: Tensor
+        /// The image files used, in tensor order (empty for tensor inputs).
         public var loaded: [String]
         public var skipped: [String]
+        /// N, the images of the run.
+        public var imageCount: Int { tensor.shape[0] }
+    }
+
+    /// Chunks of `chunkSize` images (the last may be smaller) sliced from `inputs`.
+    /// - Parameter inputs: preprocessed inputs `(N, C, H, W)`, N ≥ 1.
+    public static func plan(inputs: Tensor, chunkSize: Int) -> Plan {
+        precondition(inputs.shape.count == 4 && inputs.shape[0] >= 1 && chunkSize >= 1, "inputs \(inputs.shape), chunk size \(chunkSize)")
+        let perImage = inputs.count / inputs.shape[0]
+        let assignments = Chunk.ranges(images: inputs.shape[0], size: chunkSize).enumerated().map { index, range in
+            let slice = Tensor(shape: [range.count] + inputs.shape.dropFirst(),
+                               data: Array(inputs.data[(range.lowerBound * perImage)..<(range.upperBound * perImage)]))
+            return ChunkAssignment(index: index, firstImage: range.lowerBound, inputs: .tensor(slice))
+        }
+        return Plan(assignments: assignments, tensor: inputs, loaded: [], skipped: [])
     }
 
     /// - Throws: ``ImageError/noUsableImages(tried:)`` when nothing decodes.

@@ -34,8 +34,14 @@ public enum WireCodec {
         case .assign(let chunks):
             w.u64(UInt64(chunks.count))
             for chunk in chunks {
-                w.int(chunk.index); w.int(chunk.firstImage); w.u64(UInt64(chunk.images.count))
-                for image in chunk.images { w.string(image.name); w.blob(image.bytes) }
+                w.int(chunk.index); w.int(chunk.firstImage)
+                switch chunk.inputs {
+                case .files(let images):
+                    w.u8(1); w.u64(UInt64(images.count))
+                    for image in images { w.string(image.name); w.blob(image.bytes) }
+                case .tensor(let tensor):
+                    w.u8(2); w.ints(tensor.shape); w.floats(tensor.data)
+                }
             }
         case .directives(let first, let list):
             w.int(first); w.u64(UInt64(list.count))
@@ -100,11 +106,22 @@ public enum WireCodec {
             var chunks: [ChunkAssignment] = []
             for _ in 0..<n {
                 let index = try b.int(), first = try b.int()
-                let m = try b.u64()
-                guard m <= 1 << 16 else { throw WireError.tooLarge(context: "assign", what: "image list", count: m, limit: 1 << 16) }
-                let images = try (0..<Int(m)).map { _ in ChunkAssignment.ImageFile(name: try b.string(limit: 4096), bytes: try b.blob()) }
+                let inputs: ChunkAssignment.Inputs
+                switch try b.u8() {
+                case 1:
+                    let m = try b.u64()
+                    guard m <= 1 << 16 else { throw WireError.tooLarge(context: "assign", what: "image list", count: m, limit: 1 << 16) }
+                    inputs = .files(try (0..<Int(m)).map { _ in ChunkAssignment.ImageFile(name: try b.string(limit: 4096), bytes: try b.blob()) })
+                case 2:
+                    let shape = try b.ints(limit: 4), values = try b.floats()
+                    guard shape.count == 4, shape[0] >= 1, shape[0] <= 1 << 16, Tensor.checkedCount(of: shape) == values.count else {
+                        throw WireError.invalidValue(context: "assign", message: "input tensor of shape \(shape) with \(values.count) values")
+                    }
+                    inputs = .tensor(Tensor(shape: shape, data: values))
+                case let k: throw WireError.invalidValue(context: "assign", message: "chunk input kind \(k)")
+                }
                 guard index >= 0, first >= 0 else { throw WireError.invalidValue(context: "assign", message: "negative chunk index") }
-                chunks.append(ChunkAssignment(index: index, firstImage: first, images: images))
+                chunks.append(ChunkAssignment(index: index, firstImage: first, inputs: inputs))
             }
             message = .assign(chunks)
         case 6:

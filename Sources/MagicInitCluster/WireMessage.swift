@@ -4,7 +4,7 @@ import MagicInitCore
 import MagicInitFormats
 
 /// The protocol version this build speaks; a peer with another version is rejected.
-public let wireProtocolVersion: UInt16 = 1
+public let wireProtocolVersion: UInt16 = 2
 
 /// What a run needs to build the network on a worker (cluster/PROTOCOL.md, `configure`).
 public struct RunConfiguration: Sendable, Equatable {
@@ -36,9 +36,10 @@ public struct RunConfiguration: Sendable, Equatable {
     public var chunkSize: Int
     /// Seed of the top gradients η and the Gaussian weights.
     public var seed: UInt64
-    /// Per-image input shape `(3, H, W)`.
+    /// Per-image input shape `(C, H, W)`; C = 3 for chunks of image files.
     public var inputShape: [Int]
-    /// Preprocessing: `bgr` channel order, per-channel mean and std (0–255 scale).
+    /// Preprocessing of image files (not of tensor chunks): `bgr` channel order,
+    /// per-channel mean and std (0–255 scale).
     public var bgr: Bool
     public var mean: [Double]
     public var std: [Double]
@@ -57,13 +58,21 @@ public struct RunConfiguration: Sendable, Equatable {
     }
 }
 
-/// One chunk as shipped to a worker: the encoded image files, so no shared file system is
-/// needed.
+/// One chunk as shipped to a worker: the encoded image files or the preprocessed input
+/// tensor slice, so no shared file system is needed.
 public struct ChunkAssignment: Sendable, Equatable {
     public var index: Int
     public var firstImage: Int
-    /// `(file name, encoded JPEG/PNG bytes)` per image, in order.
-    public var images: [ImageFile]
+    public var inputs: Inputs
+
+    /// What a chunk's images arrive as.
+    public enum Inputs: Sendable, Equatable {
+        /// `(file name, encoded JPEG/PNG bytes)` per image, in order; the worker decodes and
+        /// preprocesses them as the run's configuration says.
+        case files([ImageFile])
+        /// Preprocessed inputs `(n, C, H, W)` (`mi-coordinator --inputs`), used as they are.
+        case tensor(Tensor)
+    }
 
     public struct ImageFile: Sendable, Equatable {
         public var name: String
@@ -74,10 +83,23 @@ public struct ChunkAssignment: Sendable, Equatable {
         }
     }
 
+    /// A chunk of image files.
     public init(index: Int, firstImage: Int, images: [ImageFile]) {
+        self.init(index: index, firstImage: firstImage, inputs: .files(images))
+    }
+
+    public init(index: Int, firstImage: Int, inputs: Inputs) {
         self.index = index
         self.firstImage = firstImage
-        self.images = images
+        self.inputs = inputs
+    }
+
+    /// Images in the chunk.
+    public var imageCount: Int {
+        switch inputs {
+        case .files(let files): files.count
+        case .tensor(let tensor): tensor.shape.first ?? 0
+        }
     }
 }
 

@@ -160,17 +160,30 @@ public final class WorkerSession: @unchecked Sendable {
 
     private func assign(_ assignments: [ChunkAssignment]) throws {
         guard let c = configuration, let collector else { throw ClusterError.worker("chunks assigned before configure") }
-        let preprocessing = Preprocessing(channelOrder: c.bgr ? .bgr : .rgb,
-                                          mean: SIMD3(c.mean.map(Float.init)), std: SIMD3(c.std.map(Float.init)))
-        let loader = try ImageLoader(inputShape: c.inputShape, preprocessing: preprocessing,
-                                     resize: c.centerCrop ? .shorterSideThenCenterCrop : .stretch)
+        var loader: ImageLoader?
         var chunks: [Chunk] = []
         for a in assignments {
-            var data: [Float] = []
-            for image in a.images {
-                data += loader.prepare(try ImageDecoding.decode(image.bytes, path: image.name))
+            let images: Tensor
+            switch a.inputs {
+            case .files(let files):
+                if loader == nil {
+                    let preprocessing = Preprocessing(channelOrder: c.bgr ? .bgr : .rgb,
+                                                      mean: SIMD3(c.mean.map(Float.init)), std: SIMD3(c.std.map(Float.init)))
+                    loader = try ImageLoader(inputShape: c.inputShape, preprocessing: preprocessing,
+                                             resize: c.centerCrop ? .shorterSideThenCenterCrop : .stretch)
+                }
+                var data: [Float] = []
+                for image in files {
+                    data += loader!.prepare(try ImageDecoding.decode(image.bytes, path: image.name))
+                }
+                images = Tensor(shape: [files.count] + c.inputShape, data: data)
+            case .tensor(let tensor):
+                guard Array(tensor.shape.dropFirst()) == c.inputShape else {
+                    throw ClusterError.worker("chunk \(a.index): inputs of shape \(describeShape(tensor.shape)) do not fit the network's input \(describeShape(c.inputShape))")
+                }
+                images = tensor
             }
-            chunks.append(Chunk(index: a.index, firstImage: a.firstImage, images: Tensor(shape: [a.images.count] + c.inputShape, data: data)))
+            chunks.append(Chunk(index: a.index, firstImage: a.firstImage, images: images))
         }
         try collector.add(chunks)
         log("[worker] holds chunks \(collector.chunkIndices.map(String.init).joined(separator: ","))")

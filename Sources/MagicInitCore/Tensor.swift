@@ -30,6 +30,27 @@ public struct Tensor: Sendable, Equatable {
     /// Row-major strides in elements.
     public var strides: [Int] { Tensor.strides(of: shape) }
 
+    /// The number of elements of `shape`, or `nil` when an extent is negative or the
+    /// product overflows `Int` (for shapes read from files or the wire, before allocating).
+    public static func checkedCount(of shape: [Int]) -> Int? {
+        var count = 1
+        for extent in shape {
+            guard extent >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            guard !overflow else { return nil }
+            count = product
+        }
+        return count
+    }
+
+    /// The bytes of `shape`'s elements at `bytesPerElement` each (4: float32), or `nil` as
+    /// ``checkedCount(of:)``, or when that size overflows `Int`.
+    public static func checkedByteCount(of shape: [Int], bytesPerElement: Int = 4) -> Int? {
+        guard let count = checkedCount(of: shape) else { return nil }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: bytesPerElement)
+        return overflow ? nil : bytes
+    }
+
     /// Row-major strides in elements of `shape`.
     public static func strides(of shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)

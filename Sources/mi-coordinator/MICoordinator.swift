@@ -35,14 +35,17 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Sample images: a folder, a glob pattern, or a list file (.txt/.lst, one path per line). Default: the embedded sample photos.")
     var images: String?
 
+    @Option(help: "Already preprocessed inputs instead of --images: one float32 tensor (N, C, H, W) — a .safetensors file holding only it, or an .npy file — used as it is (no decoding, resizing or mean subtraction); (C, H, W) must be the network's input shape.")
+    var inputs: String?
+
     @Option(help: "Use at most this many images (in listing order).")
     var maxImages: Int?
 
     @Option(help: "Input preprocessing: caffe (BGR minus mean 104/117/123) or imagenet (RGB, ImageNet mean/std). Default: a Caffe data layer's mean values, imagenet for ONNX, caffe otherwise.")
     var preprocessing: PreprocessingPreset?
 
-    @Option(help: "Geometry: crop (resize the shorter side, centre crop) or stretch (the reference code's plain resize).")
-    var resize: ResizeChoice = .crop
+    @Option(help: "Geometry: crop (resize the shorter side, centre crop; the default) or stretch (the reference code's plain resize).")
+    var resize: ResizeChoice?
 
     @Option(help: "Starting weights for --mode between-layer or pretrained-both: .safetensors keyed like the output, or a .caffemodel. An .onnx --model brings its own.")
     var weights: String?
@@ -74,7 +77,7 @@ struct MICoordinator: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeats; a worker silent for 10 heartbeats loses its chunks to the others.")
     var heartbeat = 1.0
 
-    @Option(help: "Also write the preprocessed input images, as the safetensors tensor `images` (N, 3, H, W), for checks outside MagicInit.")
+    @Option(help: "Also write the preprocessed input images (N, C, H, W), for checks outside MagicInit: a .safetensors file (tensor `images`) or an .npy file.")
     var dumpInputs: String?
 
     @Flag(help: "After writing, reload the weights from the file and measure every channel of every affine layer on the images with a fresh forward pass: mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both (exact for ReLU/pooling networks, approximate across LRN, sigmoid or tanh).")
@@ -98,6 +101,12 @@ struct MICoordinator: AsyncParsableCommand {
         if let n = workers, n < 1 { throw ValidationError("--workers must be at least 1, got \(n)") }
         guard heartbeat > 0 else { throw ValidationError("--heartbeat must be positive") }
         if let maxImages, maxImages < 1 { throw ValidationError("--max-images must be at least 1") }
+        if inputs != nil {
+            if images != nil { throw ValidationError("use either --images (image files) or --inputs (a preprocessed tensor), not both") }
+            if preprocessing != nil || resize != nil {
+                throw ValidationError("--inputs holds preprocessed tensors, used as they are: --preprocessing and --resize apply to --images only")
+            }
+        }
         let needsWeights = algorithm.mode == .betweenLayer || algorithm.mode == .pretrainedBoth
         let isONNX = model.map { $0.lowercased().hasSuffix(".onnx") } ?? false
         if needsWeights && weights == nil && !isONNX { throw ValidationError("--mode \(algorithm.mode.rawValue) starts from given weights: pass --weights FILE") }
@@ -142,30 +151,46 @@ struct MICoordinator: AsyncParsableCommand {
             try MICoordinator.checkWritable(path, flag: flag)
         }
 
-        // Images.
-        let source = images ?? SamplePhotos.folder
-        var paths = try ImageCollection.listImages(in: source)
-        if let maxImages { paths = Array(paths.prefix(maxImages)) }
-        log("[coordinator] \(net.name): \(paths.count) image(s) from \(images ?? "the embedded sample photos"), input \(describeShape(inputShape))")
+        // Images: files decoded and preprocessed here, or a preprocessed tensor.
         let chosenPreprocessing = input.preprocessing(preprocessing)
-        let loader = try ImageLoader(inputShape: inputShape, preprocessing: chosenPreprocessing, resize: resize.mode)
+        let resizeChoice = resize ?? .crop
         let loadStart = clock.now
         let options = algorithm.initOptions
         let plan: ImageChunks.Plan
-        do {
-            plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
-        } catch ImageError.noUsableImages(let tried) {
-            throw CoordinatorError.noUsableImages(source: images ?? "the embedded sample photos", tried: tried)
+        if let inputs {
+            var tensor = try InputTensors.read(path: inputs)
+            try InputTensors.check(tensor, fits: inputShape, file: inputs)
+            let available = tensor.shape[0]
+            if let maxImages, maxImages < available {
+                tensor = Tensor(shape: [maxImages] + tensor.shape.dropFirst(), data: Array(tensor.data.prefix(maxImages * (tensor.count / available))))
+            }
+            plan = ImageChunks.plan(inputs: tensor, chunkSize: chunkSize)
+            log("[coordinator] \(net.name): \(plan.imageCount) of the \(available) preprocessed input(s) of \(inputs), input \(describeShape(inputShape))")
+        } else {
+            let source = images ?? SamplePhotos.folder
+            var paths = try ImageCollection.listImages(in: source)
+            if let maxImages { paths = Array(paths.prefix(maxImages)) }
+            log("[coordinator] \(net.name): \(paths.count) image(s) from \(images ?? "the embedded sample photos"), input \(describeShape(inputShape))")
+            let loader = try ImageLoader(inputShape: inputShape, preprocessing: chosenPreprocessing, resize: resizeChoice.mode)
+            do {
+                plan = try ImageChunks.plan(paths: paths, chunkSize: chunkSize, loader: loader) { log($0) }
+            } catch ImageError.noUsableImages(let tried) {
+                throw CoordinatorError.noUsableImages(source: images ?? "the embedded sample photos", tried: tried)
+            }
+            if !plan.skipped.isEmpty {
+                log("[coordinator] using \(plan.loaded.count) of the \(paths.count) image(s): \(plan.skipped.count) could not be decoded")
+            }
         }
-        if !plan.skipped.isEmpty {
-            log("[coordinator] using \(plan.loaded.count) of the \(paths.count) image(s): \(plan.skipped.count) could not be decoded")
-        }
-        let effectiveChunk = min(chunkSize, plan.loaded.count)
+        let effectiveChunk = min(chunkSize, plan.imageCount)
         if let dumpInputs {
             try MICoordinator.checkWritable(dumpInputs, flag: "--dump-inputs")
             try interrupts.whileWriting {
                 try MICoordinator.createFolder(of: dumpInputs, flag: "--dump-inputs")
-                try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
+                if dumpInputs.lowercased().hasSuffix(".npy") {
+                    try NPY.write(plan.tensor, to: dumpInputs)
+                } else {
+                    try Safetensors.write(["images": plan.tensor], metadata: ["files": plan.loaded.joined(separator: "\n")], to: dumpInputs)
+                }
             }
         }
         // --verify-images: read now, so a bad folder fails before the run.
@@ -218,7 +243,7 @@ struct MICoordinator: AsyncParsableCommand {
             let configuration = RunConfiguration(
                 model: input.wire, chunkSize: effectiveChunk, seed: options.seed, inputShape: inputShape,
                 bgr: p.channelOrder == .bgr, mean: [Double(p.mean.x), Double(p.mean.y), Double(p.mean.z)],
-                std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resize == .crop)
+                std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resizeChoice == .crop)
             let source = try ClusterStatisticsSource(transport: router, network: net, configuration: configuration, chunks: plan.assignments,
                                                      runID: UInt64.random(in: 1...UInt64.max), settings: settings, log: log,
                                                      progress: { progressLine.update($0) })
@@ -268,7 +293,7 @@ struct MICoordinator: AsyncParsableCommand {
 
         let outcome: (ParameterSet, InitReport)
         do {
-            outcome = try await Initializer(options: options, log: log).run(statistics, images: plan.loaded.count)
+            outcome = try await Initializer(options: options, log: log).run(statistics, images: plan.imageCount)
             // Interrupted after the last request: still nothing is written.
             try cluster?.interruption.check()
         } catch {

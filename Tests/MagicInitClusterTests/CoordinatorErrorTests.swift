@@ -4,20 +4,6 @@ import Testing
 /// Errors of the real `mi-coordinator` on bad input: they name what was wrong, exit
 /// non-zero and write nothing.
 @Suite struct CoordinatorErrorTests {
-    /// Runs `executable` with `arguments` to the end: its exit status and standard error.
-    func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, message)
-    }
-
     @Test func test_noDecodableImage_namesTheFolderAndWritesNothing() throws {
         let coordinator = try coordinatorExecutable()
         let folder = try makeScratchFolder("undecodable")
@@ -28,7 +14,7 @@ import Testing
         try Data([0xFF, 0xD8, 0xFF]).write(to: images.appendingPathComponent("b.jpg"))
         let output = folder.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        let (status, message) = try run(coordinator, ["--network", "small", "--images", images.path,
+        let (status, message) = try runToEnd(coordinator, ["--network", "small", "--images", images.path,
                                                       "--output", output.appendingPathComponent("w.safetensors").path])
         #expect(status == 1)
         #expect(message.contains("Error: --images \(images.path): none of its 2 image file(s) could be decoded"), "\(message)")
@@ -36,7 +22,7 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: output.path).isEmpty)
         // An output folder that does not exist yet is made only when the weights are written.
         let fresh = folder.appendingPathComponent("fresh")
-        let second = try run(coordinator, ["--network", "small", "--images", images.path,
+        let second = try runToEnd(coordinator, ["--network", "small", "--images", images.path,
                                            "--output", fresh.appendingPathComponent("sub/w.safetensors").path])
         #expect(second.status == 1)
         #expect(!FileManager.default.fileExists(atPath: fresh.path), "a failed run left \(fresh.path) behind")
@@ -51,13 +37,13 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let prototxt = folder.appendingPathComponent("net.prototxt")
         try Data([0x08, 0x96, 0x01, 0xFF, 0xFE, 0x00, 0xC3, 0x28]).write(to: prototxt)
-        let binary = try run(coordinator, ["--model", prototxt.path, "--output", folder.appendingPathComponent("w.safetensors").path])
+        let binary = try runToEnd(coordinator, ["--model", prototxt.path, "--output", folder.appendingPathComponent("w.safetensors").path])
         #expect(binary.status == 1)
         #expect(binary.stderr.contains("Error: \(prototxt.path): cannot read: not UTF-8 text"), "\(binary.stderr)")
         let file = folder.appendingPathComponent("plain-file")
         try Data("x".utf8).write(to: file)
         let output = file.appendingPathComponent("sub/w.safetensors").path
-        let underFile = try run(coordinator, ["--network", "small", "--output", output])
+        let underFile = try runToEnd(coordinator, ["--network", "small", "--output", output])
         #expect(underFile.status != 0)
         #expect(underFile.stderr.contains("--output \(output): \(file.path) is a file"), "\(underFile.stderr)")
     }
@@ -76,7 +62,7 @@ import Testing
             layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 } }
             layer { name: "relu1" type: "ReLU" bottom: "conv_one" top: "relu1" }
             """.utf8).write(to: prototxt)
-        let (status, message) = try run(coordinator, ["--model", prototxt.path, "--output", folder.appendingPathComponent("out/w.safetensors").path])
+        let (status, message) = try runToEnd(coordinator, ["--model", prototxt.path, "--output", folder.appendingPathComponent("out/w.safetensors").path])
         #expect(status == 1)
         #expect(message.contains("Error: \(prototxt.path): layer 'relu1': bottom blob 'conv_one'"), "\(message)")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/w.safetensors").path))

@@ -23,8 +23,29 @@ import MagicInitSamples
         #expect(plan.loaded == good)
         #expect(plan.skipped == [broken])
         #expect(warnings.count == 1 && warnings[0].contains("broken.jpg"))
-        #expect(plan.assignments.map { $0.images.map(\.name) } == [Array(good[0..<3]), Array(good[3..<6]), Array(good[6..<7])])
+        let names = plan.assignments.map { chunk -> [String] in
+            guard case .files(let files) = chunk.inputs else { return [] }
+            return files.map(\.name)
+        }
+        #expect(names == [Array(good[0..<3]), Array(good[3..<6]), Array(good[6..<7])])
         let sequential = try good.flatMap { loader.prepare(try ImageDecoding.decode(try ImageDecoding.readFile(path: $0), path: $0)) }
         #expect(plan.tensor.data == sequential)
+    }
+
+    /// Tensor inputs are cut into the same chunks as files would be: slices of `chunkSize`
+    /// images in order, the last one shorter, together the whole tensor.
+    @Test func test_tensorInputs_slicedIntoChunksInOrder() throws {
+        let inputs = Tensor(shape: [7, 2, 3, 5], data: (0..<(7 * 30)).map { Float($0) })
+        let plan = ImageChunks.plan(inputs: inputs, chunkSize: 3)
+        #expect(plan.imageCount == 7 && plan.loaded.isEmpty)
+        #expect(plan.assignments.map(\.firstImage) == [0, 3, 6])
+        #expect(plan.assignments.map(\.imageCount) == [3, 3, 1])
+        var joined: [Float] = []
+        for chunk in plan.assignments {
+            guard case .tensor(let slice) = chunk.inputs else { Issue.record("chunk \(chunk.index) holds files"); continue }
+            #expect(Array(slice.shape.dropFirst()) == [2, 3, 5])
+            joined += slice.data
+        }
+        #expect(joined == inputs.data)
     }
 }

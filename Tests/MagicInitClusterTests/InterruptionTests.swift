@@ -192,6 +192,21 @@ func coordinatorExecutable() throws -> URL {
     return coordinator
 }
 
+/// Runs `executable` with `arguments` to the end: its exit status and standard error
+/// (standard output is discarded).
+func runToEnd(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardError = pipe
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, message)
+}
+
 /// How many running processes have `marker` in their command line (a local worker names
 /// its coordinator's socket folder there).
 func processes(withArgumentContaining marker: String) -> Int {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import MagicInitAlgorithms
-import MagicInitCluster
+@testable import MagicInitCluster
 import MagicInitCore
 
 /// The wire codec round-trips every message and rejects malformed ones with a reason.
@@ -32,12 +32,27 @@ import MagicInitCore
         .request(step: 5, kind: .measure(etaStep: 0, weightGradients: true), chunks: [3], directiveCount: 9),
         .reply(step: 4, chunk: 1, uncompressedBytes: 10, payload: [9, 8, 7]),
         .heartbeat, .shutdown(reason: "done"), .error(message: "layer x"), .goodbye(peakResidentBytes: 123),
+        .assign([ChunkAssignment(index: 0, firstImage: 0, inputs: .tensor(Tensor(shape: [2, 1, 2, 2], data: [1, -2, 3.5, 0, -0, .leastNonzeroMagnitude, 7, 8]))),
+                 ChunkAssignment(index: 1, firstImage: 2, images: [])]),
     ]
 
     @Test func test_everyMessage_roundTripsExactly() throws {
         for message in Self.messages {
             let envelope = WireEnvelope(runID: 77, message: message)
             #expect(try WireCodec.decode(WireCodec.encode(envelope)) == envelope, "\(message.name) did not round-trip")
+        }
+    }
+
+    /// A tensor chunk whose shape does not hold its values, or is not `(n, C, H, W)`, is
+    /// refused with the message named.
+    @Test func test_tensorChunkWithLyingShape_rejected() throws {
+        for shape in [[2, 1, 2, 3], [8], [0, 1, 2, 4], [1, 1, 1, Int.max]] {
+            var w = WireWriter()
+            w.u8(0x4D); w.u8(0x49); w.u16(wireProtocolVersion); w.u8(5); w.u64(1)
+            w.u64(1); w.int(0); w.int(0); w.u8(2); w.ints(shape); w.floats([Float](repeating: 1, count: 8))
+            #expect(throws: WireError.invalidValue(context: "assign", message: "input tensor of shape \(shape) with 8 values")) {
+                try WireCodec.decode(w.bytes)
+            }
         }
     }
 

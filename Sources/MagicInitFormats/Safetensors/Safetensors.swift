@@ -117,10 +117,12 @@ public enum Safetensors {
                 guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw malformed("tensor '\(key)' has bad data_offsets \(offsetValues)") }
                 return n
             }
-            guard offsets.count == 2, offsets[0] <= offsets[1], dataStart + offsets[1] <= bytes.count else {
+            guard offsets.count == 2, offsets[0] <= offsets[1], offsets[1] <= bytes.count - dataStart else {
                 throw malformed("tensor '\(key)' data_offsets \(offsets) lie outside the \(bytes.count - dataStart) data bytes")
             }
-            let count = shape.reduce(1, *)
+            guard let count = Tensor.checkedCount(of: shape), count <= Int.max / 4 else {
+                throw malformed("tensor '\(key)' has a shape too large to hold: \(describeShape(shape))")
+            }
             guard offsets[1] - offsets[0] == 4 * count else {
                 throw SafetensorsError.sizeMismatch(file: file, tensor: key, shape: shape, bytes: offsets[1] - offsets[0])
             }
@@ -164,7 +166,7 @@ public enum SafetensorsError: Error, Sendable, Equatable, CustomStringConvertibl
         case .unsupportedDType(let file, let tensor, let dtype):
             "\(file): tensor '\(tensor)' has dtype \(dtype); MagicInit reads F32 only"
         case .sizeMismatch(let file, let tensor, let shape, let bytes):
-            "\(file): tensor '\(tensor)' of shape \(describeShape(shape)) needs \(4 * shape.reduce(1, *)) bytes, has \(bytes)"
+            "\(file): tensor '\(tensor)' of shape \(describeShape(shape)) needs \(Tensor.checkedByteCount(of: shape).map(String.init) ?? "too many") bytes, has \(bytes)"
         }
     }
 }
