@@ -103,6 +103,9 @@ struct MICoordinator: AsyncParsableCommand {
         if let maxImages, maxImages < 1 { throw ValidationError("--max-images must be at least 1") }
         if inputs != nil {
             if images != nil { throw ValidationError("use either --images (image files) or --inputs (a preprocessed tensor), not both") }
+            if verifyImages != nil {
+                throw ValidationError("--verify-images takes image files, preprocessed as --images are; it cannot check a run on --inputs tensors")
+            }
             if preprocessing != nil || resize != nil {
                 throw ValidationError("--inputs holds preprocessed tensors, used as they are: --preprocessing and --resize apply to --images only")
             }
@@ -198,6 +201,7 @@ struct MICoordinator: AsyncParsableCommand {
         if let verifyImages {
             let heldOutPaths = try ImageCollection.listImages(in: verifyImages)
             log("[coordinator] --verify-images: \(heldOutPaths.count) image(s) from \(verifyImages)")
+            let loader = try ImageLoader(inputShape: inputShape, preprocessing: chosenPreprocessing, resize: resizeChoice.mode)
             do {
                 heldOutPlan = try ImageChunks.plan(paths: heldOutPaths, chunkSize: chunkSize, loader: loader) { log($0) }
             } catch ImageError.noUsableImages(let tried) {
