@@ -137,8 +137,11 @@ public final class ChunkCollector {
     ///     VGG-16's and CaffeNet's `fc6.weight` (411 MB and 151 MB) there.
     ///   - inPlaceActivations: ReLUs write over their inputs (``Engine/Options/inPlaceActivations``;
     ///     off only in tests that compare the two ways bit for bit).
+    ///   - plainWeights: weight keys the engines keep in the Caffe layout whatever oneDNN
+    ///     would choose on this CPU (``Engine/Options/plainWeights``); such a weight of at
+    ///     least `engineResidentBytes` is engine-resident on every CPU.
     public init(network: Network, chunkSize: Int, threads: Int? = nil, engineResidentBytes: Int = 16 << 20,
-                inPlaceActivations: Bool = true) throws {
+                inPlaceActivations: Bool = true, plainWeights: Set<String> = []) throws {
         let graph = try Graph(ChunkCollector.droppingOutputSoftmax(network), batchSize: chunkSize)
         self.graph = graph
         let total = max(1, threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -148,7 +151,8 @@ public final class ChunkCollector {
         // The second engine uses the first one's weight buffers.
         // ReLUs run in place: no step reads an affine output after its ReLU has run (the
         // statistics are taken as each affine layer finishes, see `measure`).
-        let options = Engine.Options(threads: max(1, total / count), prefault: count == 1, inPlaceActivations: inPlaceActivations)
+        let options = Engine.Options(threads: max(1, total / count), prefault: count == 1, inPlaceActivations: inPlaceActivations,
+                                     plainWeights: plainWeights)
         let first = try Engine(graph: graph, options: options)
         engines = try [first] + (1..<count).map { _ in try Engine(graph: graph, options: options, sharingWeightsOf: first) }
         // Large weights that oneDNN keeps in the Caffe layout live only in the first

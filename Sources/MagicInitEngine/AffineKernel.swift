@@ -29,10 +29,13 @@ final class AffineKernel: Kernel {
     /// Convolution geometry for oneDNN: strides, dilations (d − 1), left and right padding.
     private let geometry: (strides: [Int], dilates: [Int], padL: [Int], padR: [Int])
 
-    /// - Parameter sharing: the same node's kernel in another engine built alike: its weight
-    ///   and bias buffers are used rather than new ones (when oneDNN chose the same layouts).
+    /// - Parameters:
+    ///   - plainWeights: the forward primitive takes the weights in the user's (Caffe) layout
+    ///     rather than one oneDNN chooses (``Engine/Options/plainWeights``).
+    ///   - sharing: the same node's kernel in another engine built alike: its weight and bias
+    ///     buffers are used rather than new ones (when oneDNN chose the same layouts).
     init(node: Graph.Node, graph: Graph, bottoms: [Memory], context: DNNLContext, algorithm: ConvolutionAlgorithm,
-         sharing: AffineKernel? = nil) throws {
+         plainWeights: Bool = false, sharing: AffineKernel? = nil) throws {
         let x = graph.blobs[node.bottoms[0]].shape
         let y = graph.blobs[node.tops[0]].shape
         let hasBias: Bool
@@ -95,7 +98,7 @@ final class AffineKernel: Kernel {
 
         convolutionShapes = (x, y)
         var src = try memoryDesc(x, dnnl_format_tag_any)
-        var wts = try memoryDesc(logicalWeights, dnnl_format_tag_any)
+        var wts = plainWeights ? userWeights : try memoryDesc(logicalWeights, dnnl_format_tag_any)
         var dst = try memoryDesc(y, dnnl_format_tag_any)
         var biasDesc = try plainDesc([biasCount])
         let geometry = self.geometry

@@ -30,14 +30,22 @@ public final class Engine {
         /// output blob's gradient are gone: read the input's value before the ReLU runs (as
         /// ``forward(nodes:)`` up to its producer allows); the input's gradient is kept.
         public var inPlaceActivations: Bool
+        /// Weight keys (`conv1.weight`) whose forward primitive must take the weights in
+        /// Caffe's layout instead of the layout oneDNN would choose (`format_tag any`), so
+        /// ``plainParameterBuffer(_:)`` exposes them on every CPU. Which layout oneDNN picks
+        /// depends on the ISA and cache sizes (an AVX2-only AMD EPYC keeps no weight plain
+        /// where an AVX-512 Xeon keeps the inner products' plain); this pins it. Two engines
+        /// built with the same set compute bit for bit alike.
+        public var plainWeights: Set<String>
 
         public init(threads: Int? = nil, convolutionAlgorithm: ConvolutionAlgorithm = .direct, gradientToInputs: Bool = false,
-                    prefault: Bool = true, inPlaceActivations: Bool = false) {
+                    prefault: Bool = true, inPlaceActivations: Bool = false, plainWeights: Set<String> = []) {
             self.threads = threads
             self.convolutionAlgorithm = convolutionAlgorithm
             self.gradientToInputs = gradientToInputs
             self.prefault = prefault
             self.inPlaceActivations = inPlaceActivations
+            self.plainWeights = plainWeights
         }
     }
 
@@ -113,6 +121,7 @@ public final class Engine {
             switch node.kind {
             case .convolution, .deconvolution, .innerProduct:
                 kernel = try AffineKernel(node: node, graph: graph, bottoms: bottoms, context: context, algorithm: options.convolutionAlgorithm,
+                                          plainWeights: node.parameters.first.map { options.plainWeights.contains($0.key) } ?? false,
                                           sharing: other?.kernelByName[node.name] as? AffineKernel)
             case .relu(let slope) where slope >= 0 && options.inPlaceActivations && Engine.mayOverwrite(node.bottoms[0], graph: graph, values: values):
                 kernel = try ActivationKernel(node: node, graph: graph, bottoms: bottoms, context: context, inPlace: true)
