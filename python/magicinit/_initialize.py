@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterable
 
 import numpy as np
+import onnx
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -60,6 +61,51 @@ def collect_inputs(inputs) -> torch.Tensor:
     return x
 
 
+class _LRNFunction(torch.autograd.Function):
+    """PyTorch's local response normalisation, written to ONNX as one `LRN` node.
+
+    `torch.nn.LocalResponseNorm` is a Python composite (pad, 3-D average pooling, pow, div)
+    that the TorchScript exporter spells as a shape-computing subgraph (Shape, Gather, If,
+    Pad, ...) MagicInit's importer does not read. Both define
+    `y = x / (k + α/n · Σ x²)^β` over a window of n channels; for odd n (the only sizes
+    MagicInit's LRN takes) the windows are the same, centred on the channel.
+    """
+
+    @staticmethod
+    def forward(ctx, x, size: int, alpha: float, beta: float, k: float):
+        return torch.nn.functional.local_response_norm(x, size, alpha, beta, k)
+
+    @staticmethod
+    def symbolic(g, x, size, alpha, beta, k):
+        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
+
+
+class _ExportableLRN(torch.nn.Module):
+    def __init__(self, lrn: torch.nn.LocalResponseNorm):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = int(lrn.size), float(lrn.alpha), float(lrn.beta), float(lrn.k)
+
+    def forward(self, x):
+        return _LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k)
+
+
+def _exportable(model: torch.nn.Module, prefix: str = "") -> None:
+    """Replaces, in place, the submodules the exporter would spell in ops MagicInit cannot
+    import by ones it writes as single nodes (LocalResponseNorm -> LRN).
+
+    Raises:
+        MagicInitError: a LocalResponseNorm of even size (MagicInit's LRN window is centred,
+            so its size must be odd).
+    """
+    for name, child in list(model.named_children()):
+        if isinstance(child, torch.nn.LocalResponseNorm):
+            if child.size % 2 == 0:
+                raise MagicInitError(f"{prefix}{name}: LocalResponseNorm(size={child.size}); MagicInit's LRN takes odd sizes only")
+            setattr(model, name, _ExportableLRN(child))
+        else:
+            _exportable(child, f"{prefix}{name}.")
+
+
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> None:
     """Writes `model` (a CPU float32 copy in eval mode) to ONNX for MagicInit's importer.
 
@@ -70,12 +116,16 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> Non
     same fold) and with every initializer kept apart (`keep_initializers_as_inputs=True`:
     otherwise equal tensors, such as a fresh BatchNorm's bias and running mean, are merged
     into one), so each parameter keeps its state-dict name. It writes plain Conv, Gemm,
-    Flatten, BatchNormalization, ... nodes with fixed shapes.
+    Flatten, BatchNormalization, ... nodes with fixed shapes; LocalResponseNorm modules are
+    written as one LRN node each (``_LRNFunction``). The graph is named after the model's
+    class (the report's `network`).
 
     Raises:
-        MagicInitError: the exporter failed (the message names the model class).
+        MagicInitError: the exporter failed (the message names the model class), or a
+            LocalResponseNorm has an even size.
     """
     exported = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
+    _exportable(exported)
     kwargs = dict(input_names=["input"], output_names=["output"], do_constant_folding=False,
                   keep_initializers_as_inputs=True, training=torch.onnx.TrainingMode.EVAL)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
@@ -84,9 +134,14 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> Non
         with torch.no_grad(), warnings.catch_warnings():
             # The TorchScript exporter announces its deprecation on every call.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
+            # Raised for shape checks inside layers (traced as constants: the shapes are fixed).
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(exported, (example,), path, **kwargs)
     except Exception as error:  # the exporter raises many kinds
         raise MagicInitError(f"torch.onnx.export of {type(model).__name__} failed: {error}") from error
+    graph = onnx.load(path)
+    graph.graph.name = type(model).__name__
+    onnx.save(graph, path)
 
 
 def option_arguments(coordinator: str, options: dict, *, mode: str, init: str) -> list[str]:

@@ -68,6 +68,24 @@ class BatchNormCNN(torch.nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class LRNCNN(torch.nn.Module):
+    """CaffeNet's pattern at 28×28: Conv-ReLU-LRN-MaxPool twice, then two linear layers."""
+
+    def __init__(self, channels: int = 1):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, 8, 5, padding=2), torch.nn.ReLU(), torch.nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0),
+            torch.nn.MaxPool2d(3, 2),
+            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.LocalResponseNorm(3, alpha=0.1, beta=0.75, k=1.0),
+            torch.nn.MaxPool2d(2),
+        )
+        self.classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16 * 6 * 6, 24), torch.nn.ReLU(),
+                                              torch.nn.Linear(24, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
 @pytest.fixture(scope="session")
 def coordinator() -> str:
     """The mi-coordinator the package finds (scripts/test points MAGICINIT_COORDINATOR at

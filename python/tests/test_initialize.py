@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import magicinit
-from conftest import BatchNormCNN, PlainCNN, photo_tensor
+from conftest import BatchNormCNN, LRNCNN, PlainCNN, photo_tensor
 
 TOLERANCE = 1e-3
 
@@ -98,3 +98,19 @@ def test_betweenLayer_rescalesTheModelsOwnWeights_keepingTheFunctionUpToScale():
     # ReLU/max-pooling network: Algorithm 2 changes the output by one global factor only.
     scale = float((a * b).sum() / (a * a).sum())
     assert float((b - scale * a).abs().max()) <= 1e-4 * float(b.abs().max()), "the network function changed"
+
+
+def test_localResponseNorm_exportedAsOneLRNNode_statisticsHoldThroughIt():
+    torch.manual_seed(6)
+    model = LRNCNN()
+    x = photo_tensor(28, grey=True)
+    report = magicinit.initialize(model, x, mode="within-layer")
+    assert report["network"] == "LRNCNN"
+    # conv2 and the linear layers are measured through the LRNs: MagicInit's LRN and
+    # PyTorch's must compute the same function for these to hold in PyTorch.
+    assert_centred(channel_statistics(model, x), 0.1)
+    both = magicinit.initialize(LRNCNN(), x)
+    assert both["algorithm2"]["homogeneous"] is False and len(both["figure1After"]) == 4
+    even = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.LocalResponseNorm(4))
+    with pytest.raises(magicinit.MagicInitError, match=r"^1: LocalResponseNorm\(size=4\); MagicInit's LRN takes odd sizes only"):
+        magicinit.initialize(even, x)
