@@ -69,6 +69,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
     private let log: @Sendable (String) -> Void
     private let clock = ContinuousClock()
     private var workers: [PeerID: Worker] = [:]
+    /// Peers already sent `reject` for speaking another protocol version (once each).
+    private var versionRejected: Set<PeerID> = []
     private var nextWorkerIndex = 0
     private var directiveLog: [WeightDirective] = []
     private var replica: WeightReplica
@@ -273,11 +275,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
 
     private func handleUnsolicited(_ peer: PeerID, _ envelope: WireEnvelope) throws {
         switch envelope.message {
-        case .hello(let version, let host, let threads, _):
-            guard version == wireProtocolVersion else {
-                try? send(.reject(reason: "protocol version \(version); the coordinator speaks \(wireProtocolVersion)"), to: peer)
-                return
-            }
+        case .hello(let host, let threads, _):
             if workers[peer] == nil { try admit(peer, host: host, threads: threads) }
         case .heartbeat, .goodbye:
             break
@@ -318,6 +316,12 @@ public actor ClusterStatisticsSource: StatisticsSource {
                 return nil
             }
             return (peer, envelope)
+        } catch WireError.unsupportedVersion(let got, let expected) {
+            if versionRejected.insert(peer).inserted {
+                log("[coordinator] refused \(peer): it speaks protocol version \(got), this coordinator \(expected)")
+                try? send(.reject(reason: WireError.unsupportedVersion(got: got, expected: expected).rejectReason), to: peer)
+            }
+            return nil
         } catch {
             log("[coordinator] dropped a malformed message from \(peer): \(error)")
             return nil

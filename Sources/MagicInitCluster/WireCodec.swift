@@ -16,8 +16,8 @@ public enum WireCodec {
         w.u8(envelope.message.typeCode)
         w.u64(envelope.runID)
         switch envelope.message {
-        case .hello(let version, let host, let threads, let capabilities):
-            w.u16(version); w.string(host); w.int(threads)
+        case .hello(let host, let threads, let capabilities):
+            w.string(host); w.int(threads)
             w.u64(UInt64(capabilities.count)); capabilities.forEach { w.string($0) }
         case .welcome(let index, let interval, let liveness):
             w.int(index); w.int(interval); w.int(liveness)
@@ -69,17 +69,21 @@ public enum WireCodec {
         let m0 = try r.u8(), m1 = try r.u8()
         guard [m0, m1] == magic else { throw WireError.badMagic(got: [m0, m1]) }
         let version = try r.u16()
-        guard version == wireProtocolVersion else { throw WireError.unsupportedVersion(got: version, expected: wireProtocolVersion) }
         let type = try r.u8()
         let runID = try r.u64()
+        // The header and `reject` (type 3: one string) are the same in every version, so a
+        // peer of another version can still be told why it is refused.
+        guard version == wireProtocolVersion || type == 3 else {
+            throw WireError.unsupportedVersion(got: version, expected: wireProtocolVersion)
+        }
         var b = WireReader(Array(bytes[r.offset...]), context: "message type \(type)")
         let message: WireMessage
         switch type {
         case 1:
-            let version = try b.u16(), host = try b.string(), threads = try b.int()
+            let host = try b.string(), threads = try b.int()
             let n = try b.u64()
             guard n <= 64 else { throw WireError.tooLarge(context: "hello", what: "capability list", count: n, limit: 64) }
-            message = .hello(version: version, host: host, threads: threads, capabilities: try (0..<Int(n)).map { _ in try b.string() })
+            message = .hello(host: host, threads: threads, capabilities: try (0..<Int(n)).map { _ in try b.string() })
         case 2: message = .welcome(workerIndex: try b.int(), heartbeatIntervalMilliseconds: try b.int(), livenessHeartbeats: try b.int())
         case 3: message = .reject(reason: try b.string())
         case 4:

@@ -3,8 +3,10 @@ import MagicInitAlgorithms
 import MagicInitCore
 import MagicInitFormats
 
-/// The protocol version this build speaks; a peer with another version is rejected.
-public let wireProtocolVersion: UInt16 = 2
+/// The protocol version this build speaks, carried in every message's header; a peer
+/// with another version is answered with `reject` naming both versions (a `reject` is the
+/// one message every version decodes). Version 3: `hello` carries no second version field.
+public let wireProtocolVersion: UInt16 = 3
 
 /// What a run needs to build the network on a worker (cluster/PROTOCOL.md, `configure`).
 public struct RunConfiguration: Sendable, Equatable {
@@ -114,7 +116,7 @@ public enum StatisticsKind: Sendable, Equatable {
 /// Every message of the coordinator ↔ worker protocol (cluster/PROTOCOL.md).
 public enum WireMessage: Sendable, Equatable {
     /// Worker → coordinator, first message: who it is and what it can do.
-    case hello(version: UInt16, host: String, threads: Int, capabilities: [String])
+    case hello(host: String, threads: Int, capabilities: [String])
     /// Coordinator → worker: accepted; heartbeat settings in milliseconds.
     case welcome(workerIndex: Int, heartbeatIntervalMilliseconds: Int, livenessHeartbeats: Int)
     /// Either way: refused, with the reason (e.g. protocol version).

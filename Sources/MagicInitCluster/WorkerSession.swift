@@ -55,7 +55,7 @@ public final class WorkerSession: @unchecked Sendable {
 
     /// Runs until the coordinator says shutdown (returns) or the session fails (throws).
     public func run() throws {
-        try send(.hello(version: wireProtocolVersion, host: settings.host, threads: settings.threads, capabilities: ["lz4", "algorithm1", "algorithm2"]))
+        try send(.hello(host: settings.host, threads: settings.threads, capabilities: ["lz4", "algorithm1", "algorithm2"]))
         var interval: Duration = .seconds(1)
         let clock = ContinuousClock()
         var lastHeard = clock.now, lastSent = clock.now
@@ -82,6 +82,8 @@ public final class WorkerSession: @unchecked Sendable {
             let envelope: WireEnvelope
             do {
                 envelope = try WireCodec.decode(body)
+            } catch WireError.unsupportedVersion(let got, let expected) {
+                throw ClusterError.rejected("protocol version mismatch: the coordinator speaks version \(got), this worker version \(expected); run the same MagicInit build on both")
             } catch {
                 log("[worker] dropped a malformed message: \(error)")
                 continue

@@ -17,7 +17,7 @@ import MagicInitCore
         """
 
     static let messages: [WireMessage] = [
-        .hello(version: wireProtocolVersion, host: "h", threads: 2, capabilities: ["lz4"]),
+        .hello(host: "h", threads: 2, capabilities: ["lz4"]),
         .welcome(workerIndex: 3, heartbeatIntervalMilliseconds: 1000, livenessHeartbeats: 10),
         .configure(RunConfiguration(model: .caffePrototxt(text: prototxt), chunkSize: 4, seed: 9, inputShape: [3, 8, 8],
                                     bgr: true, mean: [104, 117, 123], std: [1, 1, 1], centerCrop: true)),
