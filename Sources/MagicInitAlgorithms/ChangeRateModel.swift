@@ -4,7 +4,7 @@ import MagicInitStatistics
 
 /// The change rates of every affine layer as a closed-form function of per-layer output
 /// factors `R_k` applied on top of a measured state, with the undo in the consumers
-/// (Krähenbühl et al. 2016, §3.2; DESIGN §2). With bottom channel scales `s(c)` from
+/// (Krähenbühl et al. 2016, §3.2; docs/DESIGN.md §2). With bottom channel scales `s(c)` from
 /// ``ChannelScales`` and the global output scale set to 1 (it cancels in `C_k / C̄`):
 ///
 ///     E[x(j)²] → s(c_j)² E[x(j)²]      E[‖y‖²] → E[‖y‖²] / R_k²      W[:, j] → W[:, j] · R_k / s(c_j)

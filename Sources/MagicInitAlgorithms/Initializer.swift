@@ -220,7 +220,7 @@ public struct Initializer: Sendable {
     }
 
     /// `measurement` with every affine layer's output multiplied by its factor (what the
-    /// corrections do to a homogeneous network, DESIGN §2): moments scaled; the Figure-1
+    /// corrections do to a homogeneous network, docs/DESIGN.md §2): moments scaled; the Figure-1
     /// coefficients of variation do not change.
     static func scaled(_ measurement: NetworkMeasurement, byLayer factors: [Double]) -> NetworkMeasurement {
         var out = measurement

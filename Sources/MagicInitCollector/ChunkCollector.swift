@@ -7,7 +7,7 @@ import MagicInitEngine
 import MagicInitStatistics
 
 /// A chunk of sample images: a fixed-size group numbered independently of how many
-/// workers there are (DESIGN §3). Every statistic is computed per chunk.
+/// workers there are (docs/DESIGN.md §3). Every statistic is computed per chunk.
 public struct Chunk: Sendable {
     /// Chunk number, 0…M−1.
     public var index: Int
@@ -37,7 +37,7 @@ public struct Chunk: Sendable {
 /// cached activations, and Algorithm 2's measurement passes. Used by the local statistics
 /// source and by every worker.
 ///
-/// Algorithm 1 runs the network forward once (DESIGN §2; a cheap first convolution twice, see
+/// Algorithm 1 runs the network forward once (docs/DESIGN.md §2; a cheap first convolution twice, see
 /// ``recomputedFromInput``), caching each step's output for the next (after the max pooling
 /// that follows its ReLU where there is one, see ``pooledCache``). Along the way each chunk
 /// keeps what the backward pass will read (``SavedForward``: ReLU signs, pooling argmaxes)

@@ -79,7 +79,7 @@ final class AffineKernel: Kernel {
         case .innerProduct(let p):
             // oneDNN's inner product splits its reductions across threads, so its bits would
             // depend on the thread count, and replicas with different thread counts must
-            // agree bit for bit (DESIGN §3): it is planned and run on one thread (it is
+            // agree bit for bit (docs/DESIGN.md §3): it is planned and run on one thread (it is
             // memory-bound, so this costs little).
             family = .innerProduct
             hasBias = p.biasTerm

@@ -13,7 +13,7 @@ enum SavedEncoding: Sendable {
 /// What the backward-to-data pass of a range of nodes reads from their forward pass (ReLU
 /// input signs, max-pooling argmax workspaces, LRN inputs, …), saved so that pass can run
 /// again later without running the forward pass: Algorithm 2's first measurement reuses
-/// Algorithm 1's single forward pass this way (DESIGN §2). Weight gradients are not
+/// Algorithm 1's single forward pass this way (docs/DESIGN.md §2). Weight gradients are not
 /// covered (they need the affine layers' full inputs).
 ///
 /// Size: 1 bit per ReLU input element, the workspace bytes of max pooling (1 byte per

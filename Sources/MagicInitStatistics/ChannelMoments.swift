@@ -20,7 +20,7 @@
 /// result; never the catastrophic cancellation of `E[x²] − E[x]²`); an empty part (count 0)
 /// is an exact identity element. Merging the same parts in the same order is bitwise
 /// deterministic, which is what makes the coordinator's chunk-order merge reproducible for any
-/// number of workers (DESIGN §3).
+/// number of workers (docs/DESIGN.md §3).
 ///
 /// `count` is an `Int64`: exact and order-independent (a Float64 count would stop being exact
 /// beyond 2^53 values), and shared by all channels, since every channel of a blob has the same

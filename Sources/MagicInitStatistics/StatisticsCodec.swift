@@ -1,5 +1,5 @@
 /// Binary encoding of mergeable statistics, for shipping partial moments from workers to the
-/// coordinator (DESIGN §3; compression is the transport's business).
+/// coordinator (docs/DESIGN.md §3; compression is the transport's business).
 ///
 /// Layout, all little-endian:
 ///

@@ -1,5 +1,5 @@
 /// A ZeroMQ endpoint as far as this module needs to understand it: the scheme, and for tcp://
-/// the host, to keep binds on loopback unless the caller asks otherwise (DESIGN.md §3,
+/// the host, to keep binds on loopback unless the caller asks otherwise (docs/DESIGN.md §3,
 /// "Security": bind to loopback by default).
 struct Endpoint: Equatable {
     enum Scheme: String { case tcp, ipc, inproc }

@@ -4,7 +4,7 @@ import CLZ4
 /// the caller stores the original size beside the block (the wire protocol carries it), and
 /// ``decompress(_:originalSize:limit:)`` needs it to allocate exactly once.
 ///
-/// Typical ratios here (DESIGN.md §6): random Float64 moments barely compress (block ≈ input +
+/// Typical ratios here (docs/DESIGN.md §6): random Float64 moments barely compress (block ≈ input +
 /// 0.4 %), ReLU activations about 1.5×.
 public enum LZ4 {
     /// Largest input liblz4 accepts, in bytes (`LZ4_MAX_INPUT_SIZE`, 2 113 929 216).

@@ -28,7 +28,7 @@ public final class ZMQRouter: RouterTransport, @unchecked Sendable {
     ///     ``endpoint``), `ipc:///path` (the path must fit in 107 bytes), or `inproc://name`.
     ///   - allowNonLoopback: must be `true` to bind a tcp host other than `localhost`,
     ///     127.0.0.0/8 or `::1` (e.g. `*`, `0.0.0.0`, a LAN address): such a socket accepts
-    ///     unencrypted connections from other machines (DESIGN.md §3, "Security").
+    ///     unencrypted connections from other machines (docs/DESIGN.md §3, "Security").
     /// - Throws: ``TransportError/invalidEndpoint(_:)`` for a malformed or unsupported
     ///   endpoint, ``TransportError/nonLoopbackBind(endpoint:)`` for a non-loopback one without
     ///   the flag; ``TransportError/zmq(errno:message:context:)``

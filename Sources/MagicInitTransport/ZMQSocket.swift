@@ -7,7 +7,7 @@ import Darwin
 
 /// The process's one ZeroMQ context: created on first use (Swift initialises globals once,
 /// thread-safely) and never terminated, so process exit never waits in `zmq_ctx_term`. One I/O
-/// thread is plenty for loopback (≈ 1 GB/s, DESIGN.md §6).
+/// thread is plenty for loopback (≈ 1 GB/s, docs/DESIGN.md §6).
 enum ZMQContext {
     /// `nonisolated(unsafe)`: written once by the lazy initialiser; libzmq contexts are
     /// thread-safe (zmq_ctx_new(3)).

@@ -61,7 +61,7 @@ import MagicInitStatistics
         let after = try #require(report.figure1After)
         #expect(after.allSatisfy { $0.changeRate > 0 && $0.outputStdCV < 1e-3 })
         // After both algorithms each layer's output is scaled by its own factor s_k:
-        // per channel mean/std = β and equal stds within a layer (DESIGN §2).
+        // per channel mean/std = β and equal stds within a layer (docs/DESIGN.md §2).
         for (layer, moments) in try affineOutputMoments(network, parameters: parameters, images: images) {
             let std = moments.standardDeviation
             for c in 0..<moments.channelCount {

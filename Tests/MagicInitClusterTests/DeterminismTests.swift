@@ -9,7 +9,7 @@ import MagicInitSamples
 import MagicInitTransport
 
 /// The same run over the in-process transport with 1, 2 and 3 workers, against the
-/// single-process result: the weights must be bitwise identical (DESIGN §3).
+/// single-process result: the weights must be bitwise identical (docs/DESIGN.md §3).
 @Suite(.serialized) struct DeterminismTests {
     static let chunkSize = 3
 
