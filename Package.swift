@@ -73,7 +73,7 @@ let package = Package(
             name: "mi-coordinator",
             dependencies: [
                 "MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitEngine", "MagicInitFormats", "MagicInitImages",
-                "MagicInitSamples", "MagicInitCluster", "MagicInitTransport",
+                "MagicInitSamples", "MagicInitCluster", "MagicInitStatistics", "MagicInitTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
         .testTarget(
             name: "MagicInitImagesTests",
-            dependencies: ["MagicInitCore", "MagicInitImages"],
+            dependencies: ["MagicInitImages"],
             resources: [.copy("Fixtures")]),
         .testTarget(
             name: "MagicInitFormatsTests",
