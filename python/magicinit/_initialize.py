@@ -110,10 +110,13 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> Non
     """Writes `model` (a CPU float32 copy in eval mode) to ONNX for MagicInit's importer.
 
     PyTorch ≥ 2.9 exports through `torch.export` by default (the "dynamo" exporter, which
-    needs `onnxscript`); with eval-mode BatchNorm it folds the normalisation into the
-    convolution before it, so the BatchNorm parameters are gone from the file. This uses the
-    TorchScript exporter instead (`dynamo=False`), without constant folding (which does the
-    same fold) and with every initializer kept apart (`keep_initializers_as_inputs=True`:
+    needs `onnxscript`; in torch 2.15 it folds eval-mode BatchNorm into the convolution
+    before it, so the BatchNorm parameters are gone, writes Flatten as a Reshape to the
+    example's batch size, and stores the weights in an external data file). This uses the
+    TorchScript exporter instead (`dynamo=False`) in `TrainingMode.PRESERVE` on the eval-mode
+    copy: its eval-mode peephole pass, which does the same BatchNorm fold, is skipped, while
+    constant folding still turns shape arithmetic such as `x.view(x.size(0), -1)` into a
+    constant Reshape. Every initializer is kept apart (`keep_initializers_as_inputs=True`:
     otherwise equal tensors, such as a fresh BatchNorm's bias and running mean, are merged
     into one), so each parameter keeps its state-dict name. It writes plain Conv, Gemm,
     Flatten, BatchNormalization, ... nodes with fixed shapes; LocalResponseNorm modules are
@@ -126,8 +129,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> Non
     """
     exported = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
     _exportable(exported)
-    kwargs = dict(input_names=["input"], output_names=["output"], do_constant_folding=False,
-                  keep_initializers_as_inputs=True, training=torch.onnx.TrainingMode.EVAL)
+    kwargs = dict(input_names=["input"], output_names=["output"], do_constant_folding=True,
+                  keep_initializers_as_inputs=True, training=torch.onnx.TrainingMode.PRESERVE)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
     try:
@@ -136,6 +139,9 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> Non
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             # Raised for shape checks inside layers (traced as constants: the shapes are fixed).
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            # Folding with PRESERVE is deliberate (see above); a parameter that folding would
+            # rewrite comes back under a new name, which load_weights refuses, naming it.
+            warnings.filterwarnings("ignore", message="It is recommended that constant folding be turned off")
             torch.onnx.export(exported, (example,), path, **kwargs)
     except Exception as error:  # the exporter raises many kinds
         raise MagicInitError(f"torch.onnx.export of {type(model).__name__} failed: {error}") from error
@@ -198,15 +204,17 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     warning naming them). Values are cast to each tensor's dtype.
 
     Raises:
-        MagicInitError: the file holds a tensor the model does not have, or one of another
-            shape.
+        MagicInitError: the file holds a tensor the model does not have (a parameter the
+            exporter folded into a computed one), or one of another shape.
     """
     written = load_file(path)
     state = model.state_dict()
     unexpected = sorted(set(written) - set(state))
     if unexpected:
-        raise MagicInitError(f"{path}: tensors {', '.join(unexpected)} are not in the model's state dict "
-                             f"(keys: {', '.join(list(state)[:8])}, ...)")
+        raise MagicInitError(f"MagicInit initialised tensors {', '.join(unexpected)} of the exported graph, which are not "
+                             f"in the model's state dict (keys: {', '.join(list(state)[:8])}, ...): a parameter that "
+                             f"forward transforms before use (e.g. F.conv2d(x, self.weight * 2)) is exported as a new, "
+                             f"computed tensor and cannot be written back")
     merged, unused = {}, []
     for key, current in state.items():
         if key in written:

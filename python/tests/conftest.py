@@ -52,7 +52,8 @@ class PlainCNN(torch.nn.Module):
 
 class BatchNormCNN(torch.nn.Module):
     """Conv-BatchNorm-ReLU blocks and a linear head: its state dict carries BatchNorm's
-    running statistics and the integer `num_batches_tracked` buffers."""
+    running statistics and the integer `num_batches_tracked` buffers. It flattens with
+    `view(x.size(0), -1)` (shape arithmetic in the traced graph)."""
 
     def __init__(self, channels: int = 1, size: int = 28):
         super().__init__()
@@ -65,7 +66,7 @@ class BatchNormCNN(torch.nn.Module):
     def forward(self, x):
         x = torch.nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
         x = torch.nn.functional.max_pool2d(torch.relu(self.bn2(self.conv2(x))), 2)
-        return self.fc(torch.flatten(x, 1))
+        return self.fc(x.view(x.size(0), -1))
 
 
 class LRNCNN(torch.nn.Module):

@@ -1,4 +1,5 @@
 """Clear errors from magicinit.initialize, and the Figure-1 plot."""
+import copy
 import json
 
 import numpy as np
@@ -71,6 +72,23 @@ def test_layerMagicInitCannotImport_namesTheOperator(x):
     with pytest.raises(magicinit.MagicInitError) as caught:
         magicinit.initialize(model, x)
     assert "mi-coordinator failed (exit status 1)" in str(caught.value) and "Gelu" in str(caught.value)
+
+
+def test_parameterTransformedInForward_refusedNamingTheComputedTensor(x):
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(4, 3, 3, 3))
+            self.fc = torch.nn.Linear(4 * 30 * 30, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(torch.relu(torch.nn.functional.conv2d(x, self.weight * 2)), 1))
+
+    model = Scaled()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(magicinit.MagicInitError, match=r"MagicInit initialised tensors onnx::Conv_\d+ of the exported graph"):
+        magicinit.initialize(model, x, mode="within-layer")
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items()), "a failed run changed the model"
 
 
 def test_coordinatorNotFound_saysHowToBuildIt(monkeypatch, tmp_path, x):
