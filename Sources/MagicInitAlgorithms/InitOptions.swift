@@ -77,5 +77,10 @@ public struct InitOptions: Sendable, Hashable, Codable {
     /// model is off by far more.
     public var verificationTolerance: Double = 5e-3
 
+    /// Whether Algorithm 1 should keep every affine layer's input for Algorithm 2's first
+    /// measurement (weight gradients balanced after Algorithm 1): then that measurement is
+    /// one backward pass (to the data and the weights), not a forward and a backward pass.
+    public var keepsAffineInputs: Bool { rateMeasure == .weightGradient && (mode == .both || mode == .pretrainedBoth) }
+
     public init() {}
 }

@@ -30,7 +30,7 @@ public enum WireCodec {
             case .onnx(let bytes): w.u8(3); w.blob(bytes)
             }
             w.int(c.chunkSize); w.u64(c.seed); w.ints(c.inputShape)
-            w.bool(c.bgr); w.doubles(c.mean); w.doubles(c.std); w.bool(c.centerCrop)
+            w.bool(c.bgr); w.doubles(c.mean); w.doubles(c.std); w.bool(c.centerCrop); w.bool(c.keepAffineInputs)
         case .assign(let chunks):
             w.u64(UInt64(chunks.count))
             for chunk in chunks {
@@ -99,7 +99,8 @@ public enum WireCodec {
             case let k: throw WireError.invalidValue(context: "configure", message: "model kind \(k)")
             }
             let config = RunConfiguration(model: model, chunkSize: try b.int(), seed: try b.u64(), inputShape: try b.ints(limit: 8),
-                                          bgr: try b.bool(), mean: try b.doubles(limit: 4), std: try b.doubles(limit: 4), centerCrop: try b.bool())
+                                          bgr: try b.bool(), mean: try b.doubles(limit: 4), std: try b.doubles(limit: 4), centerCrop: try b.bool(),
+                                          keepAffineInputs: try b.bool())
             guard config.chunkSize >= 1, config.chunkSize <= 1 << 16, config.inputShape.count == 3, config.inputShape.allSatisfy({ $0 >= 1 && $0 <= 1 << 15 }) else {
                 throw WireError.invalidValue(context: "configure", message: "chunk size \(config.chunkSize) or input shape \(config.inputShape) out of range")
             }

@@ -5,8 +5,9 @@ import MagicInitFormats
 
 /// The protocol version this build speaks, carried in every message's header; a peer
 /// with another version is answered with `reject` naming both versions (a `reject` is the
-/// one message every version decodes). Version 3: `hello` carries no second version field.
-public let wireProtocolVersion: UInt16 = 3
+/// one message every version decodes). Version 3: `hello` carries no second version field;
+/// version 4: `configure` carries the keep-affine-inputs flag.
+public let wireProtocolVersion: UInt16 = 4
 
 /// What a run needs to build the network on a worker (cluster/PROTOCOL.md, `configure`).
 public struct RunConfiguration: Sendable, Equatable {
@@ -47,8 +48,13 @@ public struct RunConfiguration: Sendable, Equatable {
     public var std: [Double]
     /// `true`: resize the shorter side and centre-crop; `false`: stretch.
     public var centerCrop: Bool
+    /// Algorithm 1 keeps every affine layer's input (``ChunkCollector/keepsAffineInputs``):
+    /// set when Algorithm 2 will measure weight gradients.
+    public var keepAffineInputs: Bool
 
-    public init(model: Model, chunkSize: Int, seed: UInt64, inputShape: [Int], bgr: Bool, mean: [Double], std: [Double], centerCrop: Bool) {
+    public init(model: Model, chunkSize: Int, seed: UInt64, inputShape: [Int], bgr: Bool, mean: [Double], std: [Double], centerCrop: Bool,
+                keepAffineInputs: Bool = false) {
+        self.keepAffineInputs = keepAffineInputs
         self.model = model
         self.chunkSize = chunkSize
         self.seed = seed

@@ -156,6 +156,7 @@ public final class WorkerSession: @unchecked Sendable {
         let network = try c.model.network()
         configuration = c
         collector = try ChunkCollector(network: network, chunkSize: c.chunkSize, threads: settings.threads)
+        collector?.keepsAffineInputs = c.keepAffineInputs
         directivesApplied = 0
         log("[worker] configured: \(network.name), chunks of \(c.chunkSize), \(settings.threads) thread(s)")
     }

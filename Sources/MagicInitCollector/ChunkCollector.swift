@@ -77,6 +77,12 @@ public final class ChunkCollector {
         /// workspace; the next step restores it through the map and the ReLU and runs on from
         /// the node after the pooling.
         var pooled: (top: Int, blob: Int, relu: Int, pool: Int, workspace: SavedForward)?
+        /// With ``keepsAffineInputs``: per affine node done so far, its input `x_k` as the
+        /// step computed it (final once Algorithm 1 has passed it), for the weight gradients
+        /// of Algorithm 2's first measurement. Nodes whose step ran from the images are not
+        /// kept but listed in ``inputsFromImages`` (rebuilt by running the network up to them).
+        var inputs: [Int: BlobSnapshot] = [:]
+        var inputsFromImages: Set<Int> = []
 
         /// Whether the next step can start from this state (else the chunk is replayed).
         var resumable: Bool { fromInput || !blobs.isEmpty }
@@ -204,6 +210,14 @@ public final class ChunkCollector {
         let macsPerOutput = input[1] / p.groups * p.kernel.h * p.kernel.w
         return macsPerOutput <= 64 && output.reduce(1, *) >= 4 * input.reduce(1, *) ? first : nil
     }
+
+    /// Whether Algorithm 1 keeps every affine layer's input `x_k` per chunk (see
+    /// ``ChunkState/inputs``), so that Algorithm 2's first measurement with weight gradients
+    /// also needs only the backward pass (backward to the data and to the weights) instead of
+    /// a second forward pass. Costs the memory of every affine input over every image held
+    /// (VGG-16: about 23 MB per image; the inputs a cheap first layer rebuilds from the images
+    /// are not kept). Set before Algorithm 1 starts.
+    public var keepsAffineInputs = false
 
     /// Whether Algorithm 1 uses ``pooledCache`` and ``recomputedFromInput`` (off only in
     /// tests that compare with the full cache bit for bit).
@@ -355,17 +369,36 @@ public final class ChunkCollector {
     /// Whether a measurement of `chunks` with the current weights can reuse Algorithm 1's
     /// forward pass (see the type's documentation).
     private func forwardCached(for requested: [Chunk], weightGradients: Bool) -> Bool {
-        guard !weightGradients, let lastAffine, frontier == lastAffine, pending == nil else { return false }
-        // Every affine layer's forward statistics must be there: a worker that joined
-        // mid-run computed only the later steps for its chunks.
-        let affine = graph.nodes.filter { $0.kind.isAffine }.map(\.name)
-        return requested.allSatisfy { chunk in committed[chunk.index].map { state in affine.allSatisfy { state.layers[$0] != nil } } ?? false }
+        guard !weightGradients || keepsAffineInputs, let lastAffine, frontier == lastAffine, pending == nil else { return false }
+        // Every affine layer's forward statistics (and input, for weight gradients) must be
+        // there: a worker that joined mid-run computed only the later steps for its chunks.
+        let affine = graph.nodes.indices.filter { graph.nodes[$0].kind.isAffine }
+        return requested.allSatisfy { chunk in
+            committed[chunk.index].map { state in
+                affine.allSatisfy { k in
+                    state.layers[graph.nodes[k].name] != nil
+                        && (!weightGradients || state.inputs[k] != nil || state.inputsFromImages.contains(k))
+                }
+            } ?? false
+        }
+    }
+
+    /// Writes every affine layer's input kept by Algorithm 1 back into `engine` (see
+    /// ``ChunkState/inputs``): those its steps computed from the images by running the
+    /// network up to the last of them, the others from their snapshots.
+    private func restoreAffineInputs(_ state: ChunkState, images: Tensor, on engine: Engine) throws {
+        if let last = state.inputsFromImages.max() {
+            try engine.setInput(padded(images))
+            try engine.forward(nodes: 0..<last)
+        }
+        for (_, snapshot) in state.inputs.sorted(by: { $0.key < $1.key }) { try engine.restore(snapshot) }
     }
 
     /// Bytes of Algorithm 1 state held (cached blobs and saved backward inputs).
     public var cachedBytes: Int {
         committed.values.reduce(0) { total, state in
             total + state.blobs.values.reduce(0) { $0 + $1.byteCount } + state.saved.reduce(0) { $0 + $1.byteCount }
+                + state.inputs.values.reduce(0) { $0 + $1.byteCount }
         }
     }
 
@@ -571,6 +604,16 @@ public final class ChunkCollector {
         var next = ChunkState(saved: (state?.saved ?? []) + rebuilt + [engine.saveForward(nodes: saveFrom..<(target + 1))],
                               layers: state?.layers ?? [:])
         next.layers[node.name] = ForwardStatistics(inputSquares: try inputSquares(node, images: n, on: engine), outputMoments: moments)
+        if keepsAffineInputs {
+            next.inputs = state?.inputs ?? [:]
+            next.inputsFromImages = state?.inputsFromImages ?? []
+            next.inputs[target] = nil
+            if first == 0 {
+                next.inputsFromImages.insert(target)
+            } else {
+                next.inputs[target] = try engine.snapshot(of: node.bottoms[0])
+            }
+        }
         var last = target
         if cachesAfterPooling, let plan = pooledCache[target] {
             // Max pooling of the raw output (the in-place ReLU has not run): its argmax now,
@@ -644,8 +687,9 @@ public final class ChunkCollector {
 
     /// Per chunk (in chunk order): a full measurement pass with the random linear loss
     /// `ℓ = η · z_N`, `η` from stream `("eta", step, image)` with `seed`. Right after
-    /// Algorithm 1 (and without weight gradients) the forward half comes from Algorithm 1's
-    /// cached state; otherwise the network runs forward first.
+    /// Algorithm 1 the forward half comes from Algorithm 1's cached state (with weight
+    /// gradients only when it kept the affine inputs, ``keepsAffineInputs``): one backward
+    /// pass to the data and the weights; otherwise the network runs forward first.
     public func measure(step: Int, seed: UInt64, weightGradients: Bool, only: Set<Int>? = nil,
                         chunkDone: (Chunk) -> Void = { _ in }) throws -> [(chunk: Int, measurement: NetworkMeasurement)] {
         let requested = chunks.filter { only?.contains($0.index) ?? true }
@@ -669,6 +713,7 @@ public final class ChunkCollector {
                 let first = try self.restore(state, on: engine, next: frontier + 1)
                 try engine.forward(nodes: first..<self.graph.nodes.count)
                 forward = state.layers
+                if weightGradients { try self.restoreAffineInputs(state, images: chunk.images, on: engine) }
             } else {
                 try engine.setInput(self.padded(chunk.images))
                 // Each affine layer's statistics as soon as it has run (its ReLU may then
@@ -693,7 +738,7 @@ public final class ChunkCollector {
                 try engine.setGradient(eta, of: output)
             }
             if cached, let state = states[chunk.index] {
-                try engine.backward(restoring: state.saved)
+                try engine.backward(restoring: state.saved, weights: weightGradients)
             } else {
                 try engine.backward(weights: weightGradients)
             }

@@ -14,10 +14,14 @@ public actor LocalStatisticsSource: StatisticsSource {
     /// - Parameters:
     ///   - images: all sample images, `(N, 3, H, W)`, split into chunks of `chunkSize` in order.
     ///   - seed: seed of the top gradients η.
+    ///   - keepAffineInputs: Algorithm 1 keeps every affine layer's input, so Algorithm 2's
+    ///     first measurement with weight gradients needs no second forward pass
+    ///     (``ChunkCollector/keepsAffineInputs``).
     public init(network: Network, images: Tensor, chunkSize: Int, seed: UInt64, threads: Int? = nil,
-                progress: ProgressHandler? = nil) throws {
+                keepAffineInputs: Bool = false, progress: ProgressHandler? = nil) throws {
         self.progress = progress
         let collector = try ChunkCollector(network: network, chunkSize: chunkSize, threads: threads)
+        collector.keepsAffineInputs = keepAffineInputs
         let chunks = LocalStatisticsSource.chunks(of: images, size: chunkSize)
         chunkTotal = chunks.count
         try collector.add(chunks)

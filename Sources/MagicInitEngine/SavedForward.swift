@@ -86,19 +86,23 @@ extension Engine {
         }
     }
 
-    /// Backward to the data over a forward pass saved earlier: what ``restoreForward(_:)``
-    /// for each of `saved` (in order) followed by ``backward(weights:)`` without weight
-    /// gradients computes, bit for bit, with one pass less per ReLU: a ReLU whose backward
-    /// reads only the saved signs of its output takes them straight from the bits
-    /// (`diff_src = bit ? diff_dst : diff_dst · 0`, oneDNN's arithmetic) instead of having
-    /// them unpacked to floats for oneDNN's eltwise backward. Afterwards the memories saved
-    /// with positivity hold unspecified values (restore again before another backward pass).
-    public func backward(restoring saved: [SavedForward]) throws {
+    /// Backward over a forward pass saved earlier: what ``restoreForward(_:)`` for each of
+    /// `saved` (in order) followed by ``backward(weights:)`` computes, bit for bit, with one
+    /// pass less per ReLU: a ReLU whose backward reads only the saved signs of its output
+    /// takes them straight from the bits (`diff_src = bit ? diff_dst : diff_dst · 0`,
+    /// oneDNN's arithmetic) instead of having them unpacked to floats for oneDNN's eltwise
+    /// backward. Afterwards the memories saved with positivity hold unspecified values
+    /// (restore again before another backward pass).
+    /// - Parameter weights: also the weight gradients; the caller must first have written
+    ///   every affine layer's input back into its blob (the saved values do not hold them).
+    ///   A positivity memory that is also an affine layer's input is rewritten only when the
+    ///   ReLU below that layer runs its backward, after the layer's own.
+    public func backward(restoring saved: [SavedForward], weights: Bool = false) throws {
         // A slot's encoding is fixed, so a later entry for a slot replaces an earlier one.
         var held: [Int: [UInt64]] = [:]
         restore(saved) { slot, words in held[slot] = words }
         let readers = savedSlotReaders
-        try backward(weights: false) { index, kernel in
+        try backward(weights: weights) { index, kernel in
             let slots = savedSlots.perNode[index].filter { held[$0] != nil }
             if slots.count == 1, let slot = slots.first, readers[slot] == 1, let relu = kernel as? ActivationKernel,
                try relu.backward(positivity: held[slot]!, of: savedSlots.memories[slot].memory) {

@@ -247,7 +247,8 @@ struct MICoordinator: AsyncParsableCommand {
             let configuration = RunConfiguration(
                 model: input.wire, chunkSize: effectiveChunk, seed: options.seed, inputShape: inputShape,
                 bgr: p.channelOrder == .bgr, mean: [Double(p.mean.x), Double(p.mean.y), Double(p.mean.z)],
-                std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resizeChoice == .crop)
+                std: [Double(p.std.x), Double(p.std.y), Double(p.std.z)], centerCrop: resizeChoice == .crop,
+                keepAffineInputs: options.keepsAffineInputs)
             let source = try ClusterStatisticsSource(transport: router, network: net, configuration: configuration, chunks: plan.assignments,
                                                      runID: UInt64.random(in: 1...UInt64.max), settings: settings, log: log,
                                                      progress: { progressLine.update($0) })
@@ -268,7 +269,8 @@ struct MICoordinator: AsyncParsableCommand {
             cluster = source
         } else {
             statistics = try LocalStatisticsSource(network: net, images: plan.tensor, chunkSize: effectiveChunk,
-                                                   seed: options.seed, threads: threads, progress: { progressLine.update($0) })
+                                                   seed: options.seed, threads: threads, keepAffineInputs: options.keepsAffineInputs,
+                                                   progress: { progressLine.update($0) })
         }
         // Stopping the local workers also removes their socket folder. The same when a
         // signal ends the process at once (between the workers' last request and the write,

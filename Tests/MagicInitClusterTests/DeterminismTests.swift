@@ -25,9 +25,11 @@ import MagicInitTransport
         return o
     }
 
+    /// As the coordinator configures workers (Algorithm 1 keeps the affine inputs for the
+    /// default weight-gradient measure).
     static func configuration() -> RunConfiguration {
         RunConfiguration(model: .builtin(name: "small"), chunkSize: chunkSize, seed: options.seed, inputShape: [3, 32, 32],
-                         bgr: true, mean: [104, 117, 123], std: [1, 1, 1], centerCrop: true)
+                         bgr: true, mean: [104, 117, 123], std: [1, 1, 1], centerCrop: true, keepAffineInputs: options.keepsAffineInputs)
     }
 
     /// Runs the whole initialisation over `workers` in-process workers; `killAfter` makes
@@ -61,7 +63,8 @@ import MagicInitTransport
 
     static func localRun() async throws -> ParameterSet {
         let plan = try plan()
-        let source = try LocalStatisticsSource(network: BuiltinNetworks.small(), images: plan.tensor, chunkSize: chunkSize, seed: options.seed, threads: 2)
+        let source = try LocalStatisticsSource(network: BuiltinNetworks.small(), images: plan.tensor, chunkSize: chunkSize, seed: options.seed, threads: 2,
+                                               keepAffineInputs: options.keepsAffineInputs)
         return try await Initializer(options: options).run(source, images: plan.loaded.count).0
     }
 

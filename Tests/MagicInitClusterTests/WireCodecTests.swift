@@ -20,7 +20,7 @@ import MagicInitCore
         .hello(host: "h", threads: 2, capabilities: ["lz4"]),
         .welcome(workerIndex: 3, heartbeatIntervalMilliseconds: 1000, livenessHeartbeats: 10),
         .configure(RunConfiguration(model: .caffePrototxt(text: prototxt), chunkSize: 4, seed: 9, inputShape: [3, 8, 8],
-                                    bgr: true, mean: [104, 117, 123], std: [1, 1, 1], centerCrop: true)),
+                                    bgr: true, mean: [104, 117, 123], std: [1, 1, 1], centerCrop: true, keepAffineInputs: true)),
         .configure(RunConfiguration(model: .onnx(bytes: [1, 2, 3]), chunkSize: 4, seed: 9, inputShape: [3, 8, 8],
                                     bgr: false, mean: [1, 2, 3], std: [4, 5, 6], centerCrop: false)),
         .assign([ChunkAssignment(index: 2, firstImage: 8, images: [.init(name: "a.jpg", bytes: [0xFF, 0xD8, 0xFF])])]),
