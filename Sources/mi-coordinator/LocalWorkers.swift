@@ -23,11 +23,15 @@ final class LocalWorkers: @unchecked Sendable {
         }
     }
 
-    /// The `mi-worker` executable next to this one.
+    /// The `mi-worker` executable next to this one. This one is found through
+    /// `/proc/self/exe` (the kernel's path of the running binary), so a coordinator started
+    /// through `PATH` or a symlink finds its worker; `argv[0]` only where `/proc` is absent.
     /// - Throws: ``CoordinatorError/missingWorkerExecutable(_:)``.
     @discardableResult
     static func requireWorkerExecutable() throws -> URL {
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let running = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        let executable = URL(fileURLWithPath: running).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("mi-worker")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw CoordinatorError.missingWorkerExecutable(executable.path)
