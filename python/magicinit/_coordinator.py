@@ -59,8 +59,9 @@ def find_coordinator() -> str:
     for candidate in tried:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
-    looked = ", ".join(str(c) for c in tried) or "no MagicInit repository around this package or the current folder"
-    raise MagicInitError(f"mi-coordinator not found ({COORDINATOR_ENV} unset, not on PATH, not at {looked}); {BUILD_HINT}")
+    where = (f"nor at {', '.join(str(c) for c in tried)}" if tried
+             else "and neither this package nor the current folder is inside a MagicInit clone")
+    raise MagicInitError(f"mi-coordinator not found: {COORDINATOR_ENV} is unset, it is not on PATH, {where}; {BUILD_HINT}")
 
 
 _options_cache: dict[tuple[str, float], dict[str, dict]] = {}

@@ -22,6 +22,12 @@ MANAGED_OPTIONS = {
     "network", "weights", "dump-inputs", "preprocessing", "resize", "mode", "init", "help",
 }
 
+#: Options of mi-coordinator that cannot work on the tensors `initialize` passes, and why.
+UNUSABLE_OPTIONS = {
+    "verify-images": "mi-coordinator checks held-out image files preprocessed as --images are, "
+                     "and initialize passes tensors (--inputs); check held-out data in PyTorch instead",
+}
+
 
 def collect_inputs(inputs) -> torch.Tensor:
     """`inputs` as one float32 CPU tensor `(N, C, H, W)`.
@@ -177,8 +183,10 @@ def option_arguments(coordinator: str, options: dict, *, mode: str, init: str) -
         name = key.replace("_", "-")
         if name in MANAGED_OPTIONS:
             raise MagicInitError(f"{key}: set by magicinit.initialize itself; it cannot be passed as an option")
+        if name in UNUSABLE_OPTIONS:
+            raise MagicInitError(f"{key}: not available through magicinit.initialize: {UNUSABLE_OPTIONS[name]}")
         if name not in offered:
-            usable = sorted(n.replace("-", "_") for n in offered if n not in MANAGED_OPTIONS)
+            usable = sorted(n.replace("-", "_") for n in offered if n not in MANAGED_OPTIONS and n not in UNUSABLE_OPTIONS)
             raise MagicInitError(f"{key}: not an option of mi-coordinator; options: {', '.join(usable)}")
         if value is None:
             continue

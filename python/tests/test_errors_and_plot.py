@@ -38,14 +38,31 @@ def test_optionsCheckedAgainstTheProgramsOwnList(coordinator, x):
         (dict(mode="sideways"), "mode='sideways': mi-coordinator accepts both, within-layer, between-layer, pretrained-both"),
         (dict(verify="yes"), "verify='yes': a flag, give True or False"),
         (dict(workers=0), "workers=0: give a whole number"),
+        (dict(verify_images="photos"), "verify_images: not available through magicinit.initialize: "),
     ]
     for options, message in cases:
         with pytest.raises(magicinit.MagicInitError) as caught:
             magicinit.initialize(PlainCNN(), x, **options)
         assert message in str(caught.value)
+    with pytest.raises(magicinit.MagicInitError) as caught:
+        magicinit.initialize(PlainCNN(), x, learning_rate=0.1)
+    assert "verify_images" not in str(caught.value), "an option initialize refuses is offered in the list"
     if offered["rate-measure"]["values"]:
         with pytest.raises(magicinit.MagicInitError, match="rate_measure='fast': mi-coordinator accepts"):
             magicinit.initialize(PlainCNN(), x, rate_measure="fast")
+
+
+def test_coordinatorNotFound_saysWhereItLookedAndHowToBuild(tmp_path, monkeypatch):
+    monkeypatch.delenv("MAGICINIT_COORDINATOR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(magicinit._coordinator, "__file__", str(tmp_path / "site" / "magicinit" / "_coordinator.py"))
+    with pytest.raises(magicinit.MagicInitError) as caught:
+        magicinit.find_coordinator()
+    message = str(caught.value)
+    assert message.startswith("mi-coordinator not found: MAGICINIT_COORDINATOR is unset, it is not on PATH, "
+                              "and neither this package nor the current folder is inside a MagicInit clone; "), message
+    assert "swift build -c release --product mi-coordinator" in message, message
 
 
 def test_badInputs_refusedBeforeAnythingRuns(x):
