@@ -91,12 +91,17 @@ extension Verification {
             return String(format: abs(x) < 1e-3 && x != 0 ? "%9.2e" : "%9.4f", x)
         }
         print("held-out check (--verify-images \(held.source): \(held.images) image(s)), beside the \(report.images) initialisation images:")
-        print("  layer        mean/std: init  held-out   CV(σ): init  held-out   wgrad C: init  held-out     eq4 C: init  held-out")
+        // Names are never cut: the first column is as wide as the longest.
+        let width = max(5, held.figure1.map(\.layer.count).max() ?? 0)
+        func pad(_ name: String) -> String { name + String(repeating: " ", count: width - name.count) }
+        print("  " + pad("layer") + "  mean/std: init  held-out   CV(σ): init  held-out   wgrad C: init  held-out     eq4 C: init  held-out")
         for row in held.figure1 {
             let a = initial[row.layer]
             func ratio(_ r: LayerFigure1?) -> Double? { r.map { $0.meanOfMeans / $0.meanOfStds } }
-            print("  " + row.layer.padding(toLength: 12, withPad: " ", startingAt: 0)
-                  + "  " + f(ratio(a)) + " " + f(ratio(row)) + "    " + f(a?.outputStdCV) + " " + f(row.outputStdCV)
+            // The CV of channel stds that are all 0 (one image through an inner product) is 0/0.
+            func stdCV(_ r: LayerFigure1?) -> Double? { r.flatMap { $0.meanOfStds > 0 ? $0.outputStdCV : nil } }
+            print("  " + pad(row.layer)
+                  + "  " + f(ratio(a)) + " " + f(ratio(row)) + "    " + f(stdCV(a)) + " " + f(stdCV(row))
                   + "      " + f(a?.weightGradientRate) + " " + f(row.weightGradientRate)
                   + "      " + f(a?.equation4Rate) + " " + f(row.equation4Rate))
         }
