@@ -28,9 +28,9 @@ import MagicInitTransport
         settings.joinTimeout = .milliseconds(600)
         let configuration = RunConfiguration(model: .builtin(name: "small"), chunkSize: 2, seed: 0, inputShape: [3, 32, 32],
                                              bgr: true, mean: [0, 0, 0], std: [1, 1, 1], centerCrop: true)
-        let lines = LogLines()
+        let lines = LockedBox<[String]>([])
         let source = try ClusterStatisticsSource(transport: hub.makeRouter(), network: BuiltinNetworks.small(), configuration: configuration,
-                                                 chunks: [], runID: 5, settings: settings, log: { lines.append($0) })
+                                                 chunks: [], runID: 5, settings: settings, log: { line in lines.update { $0.append(line) } })
         let stranger = hub.makeDealer(identity: Array("old-worker".utf8))
         let hello = Self.encoded(.hello(host: "old", threads: 1, capabilities: []), version: 9)
         try stranger.send(hello)
@@ -43,7 +43,7 @@ import MagicInitTransport
         }
         #expect(reason.contains("version 9") && reason.contains("version \(wireProtocolVersion)"), "\(reason)")
         #expect(try stranger.receive(timeout: .milliseconds(200)) == nil, "the second hello was answered again")
-        #expect(lines.all.filter { $0.contains("refused") }.count == 1, "\(lines.all)")
+        #expect(lines.value.filter { $0.contains("refused") }.count == 1, "\(lines.value)")
     }
 
     @Test func test_workerReceivingAnotherVersion_failsNamingBothVersions() throws {
@@ -53,24 +53,18 @@ import MagicInitTransport
         var settings = WorkerSession.Settings(threads: 1, host: "test")
         settings.coordinatorTimeout = .seconds(5)
         let session = WorkerSession(transport: dealer, settings: settings, log: { _ in })
-        let done = LogLines()
+        let done = LockedBox<[String]>([])
         let finished = DispatchSemaphore(value: 0)
         Thread {
-            do { try session.run(); done.append("returned") } catch { done.append("\(error)") }
+            let outcome: String
+            do { try session.run(); outcome = "returned" } catch { outcome = "\(error)" }
+            done.value.append(outcome)
             finished.signal()
         }.start()
         let (peer, _) = try #require(try router.receive(timeout: .seconds(5)), "the worker sent no hello")
         try router.send(Self.encoded(.welcome(workerIndex: 0, heartbeatIntervalMilliseconds: 100, livenessHeartbeats: 10), version: 9, runID: 1), to: peer)
         _ = finished.wait(timeout: .now() + 5)
-        let outcome = try #require(done.all.first, "the worker kept running after a message of version 9")
+        let outcome = try #require(done.value.first, "the worker kept running after a message of version 9")
         #expect(outcome.contains("version 9") && outcome.contains("version \(wireProtocolVersion)"), "\(outcome)")
     }
-}
-
-/// Log lines collected from any thread.
-final class LogLines: @unchecked Sendable {  // guarded by `lock`
-    private let lock = NSLock()
-    private var lines: [String] = []
-    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }
