@@ -156,6 +156,22 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str) -> Non
     onnx.save(graph, path)
 
 
+def refuse_reserved_options(options: dict) -> None:
+    """Refuses options `initialize` sets itself or cannot offer, without asking
+    `mi-coordinator` (so the reason comes first even where no coordinator is found).
+
+    Raises:
+        MagicInitError: a managed option (`output`, `local`, ...) or an unusable one
+            (`verify_images`), with the reason.
+    """
+    for key in options:
+        name = key.replace("_", "-")
+        if name in MANAGED_OPTIONS:
+            raise MagicInitError(f"{key}: set by magicinit.initialize itself; it cannot be passed as an option")
+        if name in UNUSABLE_OPTIONS:
+            raise MagicInitError(f"{key}: not available through magicinit.initialize: {UNUSABLE_OPTIONS[name]}")
+
+
 def option_arguments(coordinator: str, options: dict, *, mode: str, init: str) -> list[str]:
     """The `mi-coordinator` arguments for `mode`, `init` and `**options`, checked against
     the options the program itself lists (names, choices, flags).
@@ -179,12 +195,9 @@ def option_arguments(coordinator: str, options: dict, *, mode: str, init: str) -
     elif init != "gaussian":
         raise MagicInitError(f"init={init!r}: this mi-coordinator ({coordinator}) has no --init option yet; "
                              f"its starting weights are Gaussian (init='gaussian')")
+    refuse_reserved_options(options)
     for key, value in options.items():
         name = key.replace("_", "-")
-        if name in MANAGED_OPTIONS:
-            raise MagicInitError(f"{key}: set by magicinit.initialize itself; it cannot be passed as an option")
-        if name in UNUSABLE_OPTIONS:
-            raise MagicInitError(f"{key}: not available through magicinit.initialize: {UNUSABLE_OPTIONS[name]}")
         if name not in offered:
             usable = sorted(n.replace("-", "_") for n in offered if n not in MANAGED_OPTIONS and n not in UNUSABLE_OPTIONS)
             raise MagicInitError(f"{key}: not an option of mi-coordinator; options: {', '.join(usable)}")
@@ -277,6 +290,7 @@ def initialize(model: torch.nn.Module, inputs, *, mode: str = "both", init: str 
         raise MagicInitError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise MagicInitError(f"workers={workers!r}: give a whole number ≥ 1")
+    refuse_reserved_options(options)
     coordinator = find_coordinator()
     arguments = option_arguments(coordinator, options, mode=mode, init=init)
     x = collect_inputs(inputs)

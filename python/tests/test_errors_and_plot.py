@@ -65,6 +65,20 @@ def test_coordinatorNotFound_saysWhereItLookedAndHowToBuild(tmp_path, monkeypatc
     assert "swift build -c release --product mi-coordinator" in message, message
 
 
+def test_reservedOptions_refusedWithTheirReasonEvenWithoutACoordinator(tmp_path, monkeypatch, x):
+    monkeypatch.delenv("MAGICINIT_COORDINATOR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(magicinit._coordinator, "__file__", str(tmp_path / "site" / "magicinit" / "_coordinator.py"))
+    for options, message in [(dict(verify_images="photos"), "verify_images: not available through magicinit.initialize: "),
+                             (dict(local=2), "local: set by magicinit.initialize itself")]:
+        with pytest.raises(magicinit.MagicInitError) as caught:
+            magicinit.initialize(PlainCNN(), x, **options)
+        assert message in str(caught.value), str(caught.value)
+    with pytest.raises(magicinit.MagicInitError, match="^mi-coordinator not found: "):
+        magicinit.initialize(PlainCNN(), x, seed=1)
+
+
 def test_badInputs_refusedBeforeAnythingRuns(x):
     nan = x.clone()
     nan[3, 0, 1, 1] = float("nan")
