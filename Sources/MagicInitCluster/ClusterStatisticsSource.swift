@@ -71,6 +71,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
     private var workers: [PeerID: Worker] = [:]
     /// Peers already sent `reject` for speaking another protocol version (once each).
     private var versionRejected: Set<PeerID> = []
+    /// Malformed messages are logged as a count per interval, not a line each.
+    private var malformed = MalformedMessageLog()
     private var nextWorkerIndex = 0
     private var directiveLog: [WeightDirective] = []
     private var replica: WeightReplica
@@ -167,7 +169,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
     public func outputMoments(layer: String) throws -> ChannelMoments {
         guard let node = graph.node(named: layer) else { throw AlgorithmError.unknownLayer(layer) }
         let channels = graph.blobs[graph.nodes[node].tops[0]].shape[1]
-        let parts = try collect(.outputMoments(layer: layer), phase: graph.algorithm1Phase(layer: layer)) { bytes in try WireCodec.decodeMoments(bytes, channels: channels) }
+        let parts = try collect(.outputMoments(layer: layer), phase: graph.algorithm1Phase(layer: layer),
+                                replyBytes: WireCodec.momentsBytes(channels: channels)) { bytes in try WireCodec.decodeMoments(bytes, channels: channels) }
         var merged = ChannelMoments(channelCount: channels)
         for chunk in parts.keys.sorted() { merged.merge(parts[chunk]!) }
         return merged
@@ -188,7 +191,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
         }
         let only = groups.chunkSet.intersection(assignments.keys)
         let phase = measurementPhase(chunks: only.count, of: assignments.count)
-        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: phase, only: only) { bytes in
+        let parts = try collect(.measure(etaStep: etaStep, weightGradients: weightGradients), phase: phase, only: only,
+                                replyBytes: WireCodec.measurementBytesBound(expected: expected)) { bytes in
             try WireCodec.decodeMeasurement(bytes, expected: expected)
         }
         return try groups.merged(parts)
@@ -199,8 +203,11 @@ public actor ClusterStatisticsSource: StatisticsSource {
     // MARK: the request loop
 
     /// Asks every worker for its chunks (those in `only`, when given) and waits until every
-    /// one is answered once, reassigning the chunks of lost workers.
-    private func collect<T>(_ kind: StatisticsKind, phase: String, only: Set<Int>? = nil, decode: ([UInt8]) throws -> T) throws -> [Int: T] {
+    /// one is answered once, reassigning the chunks of lost workers. A reply declaring more
+    /// than `replyBytes` uncompressed bytes (the size of that reply, from the coordinator's
+    /// own graph) is refused before it is decompressed.
+    private func collect<T>(_ kind: StatisticsKind, phase: String, only: Set<Int>? = nil, replyBytes: Int,
+                            decode: ([UInt8]) throws -> T) throws -> [Int: T] {
         step += 1
         let current = step
         var results: [Int: T] = [:]
@@ -230,8 +237,8 @@ public actor ClusterStatisticsSource: StatisticsSource {
                 continue
             }
             do {
-                guard size <= settings.maxReplyBytes else { throw LZ4Error.tooLarge(originalSize: size, limit: settings.maxReplyBytes) }
-                let bytes = try LZ4.decompress(payload, originalSize: size, limit: settings.maxReplyBytes)
+                let limit = min(replyBytes, settings.maxReplyBytes)
+                let bytes = try LZ4.decompress(payload, originalSize: size, limit: limit)
                 results[chunk] = try decode(bytes)
                 traffic.payloadUncompressed += size
                 traffic.payloadCompressed += payload.count
@@ -305,6 +312,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
     }
 
     private func receive(timeout: Duration) throws -> (PeerID, WireEnvelope)? {
+        if let line = malformed.flush(now: clock.now) { log("[coordinator] \(line)") }
         guard let (peer, body) = try transport.receive(timeout: timeout) else { return nil }
         traffic.bytesReceived += body.count
         workers[peer]?.lastHeard = clock.now
@@ -323,7 +331,7 @@ public actor ClusterStatisticsSource: StatisticsSource {
             }
             return nil
         } catch {
-            log("[coordinator] dropped a malformed message from \(peer): \(error)")
+            if let line = malformed.record("from \(peer): \(error)", now: clock.now) { log("[coordinator] \(line)") }
             return nil
         }
     }

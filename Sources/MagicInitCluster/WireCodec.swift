@@ -177,7 +177,8 @@ public enum WireCodec {
         case 3: return .affine(layer: try b.string(), rowScale: try b.doubles(), columnScale: try b.doubles(), shift: try b.doubles())
         case 4:
             let key = try b.string(), shape = try b.ints(limit: 8), data = try b.floats()
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == data.count else {
+            // Checked product: a forged shape such as [2³², 2³²] must be refused, not trap.
+            guard Tensor.checkedCount(of: shape) == data.count else {
                 throw WireError.invalidValue(context: "set directive \(key)", message: "shape \(shape) does not hold \(data.count) values")
             }
             return .set(key: key, value: Tensor(shape: shape, data: data))
@@ -188,6 +189,41 @@ public enum WireCodec {
     // MARK: statistics payloads (before LZ4)
 
     public static func encode(_ moments: ChannelMoments) -> [UInt8] { moments.encode() }
+
+    /// The exact size in bytes of an encoded ``ChannelMoments`` of `channels` channels: the
+    /// 24-byte statistics header, then `mean` and `m2` as Float64 (`24 + 16·C`). A reply to
+    /// an `outputMoments` request that declares more is refused before LZ4 decompresses it.
+    /// Saturates at `Int.max`.
+    public static func momentsBytes(channels: Int) -> Int {
+        checkedSum([(24, 1), (channels, 16)])
+    }
+
+    /// The largest size in bytes of an encoded ``NetworkMeasurement`` of the layers
+    /// `expected` (names, rows, columns), weight-gradient squares included (without them a
+    /// layer is `8·columns` bytes smaller). A reply to a `measure` request that declares
+    /// more is refused before LZ4 decompresses it. Saturates at `Int.max`.
+    public static func measurementBytesBound(expected: [(layer: String, rows: Int, columns: Int)]) -> Int {
+        // Per layer: the name's length, rows and columns per channel (8 bytes each); five
+        // statistics blobs, each an 8-byte length and a 24-byte header; the squared norm's one
+        // value and the weight norms' count (8 each); the name; moments (16 per row) and
+        // output-gradient squares (8 per row); input squares, weight-gradient squares and
+        // weight norms (8 per column each).
+        expected.reduce(8) { total, e in
+            checkedSum([(total, 1), (3 * 8 + 5 * 32 + 2 * 8, 1), (e.layer.utf8.count, 1), (e.rows, 24), (e.columns, 24)])
+        }
+    }
+
+    /// `Σ value·factor`, or `Int.max` when it overflows.
+    private static func checkedSum(_ terms: [(value: Int, factor: Int)]) -> Int {
+        var total = 0
+        for (value, factor) in terms {
+            let (product, o1) = value.multipliedReportingOverflow(by: factor)
+            let (sum, o2) = total.addingReportingOverflow(product)
+            if o1 || o2 { return Int.max }
+            total = sum
+        }
+        return total
+    }
 
     public static func decodeMoments(_ bytes: [UInt8], channels: Int) throws -> ChannelMoments {
         try ChannelMoments(decoding: bytes, expectedDimension: channels)

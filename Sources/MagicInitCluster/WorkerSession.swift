@@ -59,6 +59,7 @@ public final class WorkerSession: @unchecked Sendable {
         var interval: Duration = .seconds(1)
         let clock = ContinuousClock()
         var lastHeard = clock.now, lastSent = clock.now
+        var malformed = MalformedMessageLog()
         while true {
             if let failure = lock.withLock({ self.failure }) {
                 try? send(.error(message: failure))
@@ -72,6 +73,7 @@ public final class WorkerSession: @unchecked Sendable {
                 try send(.heartbeat)
                 lastSent = clock.now
             }
+            if let line = malformed.flush(now: clock.now) { log("[worker] \(line)") }
             guard let body = try transport.receive(timeout: .milliseconds(50)) else {
                 if clock.now - lastHeard > settings.coordinatorTimeout {
                     throw ClusterError.coordinatorSilent(seconds: settings.coordinatorTimeout / .seconds(1))
@@ -85,7 +87,7 @@ public final class WorkerSession: @unchecked Sendable {
             } catch WireError.unsupportedVersion(let got, let expected) {
                 throw ClusterError.rejected("protocol version mismatch: the coordinator speaks version \(got), this worker version \(expected); run the same MagicInit build on both")
             } catch {
-                log("[worker] dropped a malformed message: \(error)")
+                if let line = malformed.record("from the coordinator: \(error)", now: clock.now) { log("[worker] \(line)") }
                 continue
             }
             switch envelope.message {

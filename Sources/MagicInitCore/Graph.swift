@@ -39,7 +39,8 @@ public struct Graph: Sendable {
     public private(set) var inputs: [Int] = []
 
     /// Compiles `network` for batches of `batchSize` images.
-    /// - Throws: ``GraphError`` naming the layer whose bottoms, parameters or shapes are wrong.
+    /// - Throws: ``GraphError`` naming the layer whose bottoms, parameters or shapes are wrong,
+    ///   or the input, blob or parameter whose size exceeds ``ShapeInference/maxElements``.
     public init(_ network: Network, batchSize: Int = 1) throws {
         guard batchSize >= 1 else { throw GraphError.invalidBatchSize(batchSize) }
         self.network = network
@@ -52,6 +53,7 @@ public struct Graph: Sendable {
         var latest: [String: Int] = [:]
         for input in network.inputs {
             guard latest[input.name] == nil else { throw GraphError.duplicateInput(input.name) }
+            try ShapeInference.checkBounded([batchSize] + input.shape, what: "input '\(input.name)' (with the batch axis)")
             latest[input.name] = blobs.count
             inputs.append(blobs.count)
             blobs.append(Blob(name: input.name, version: 0, shape: [batchSize] + input.shape, producer: nil))
@@ -76,6 +78,7 @@ public struct Graph: Sendable {
                 blobs.append(Blob(name: name, version: version, shape: shape, producer: nodeIndex))
             }
             let parameters = layer.kind.parameterSpecs(layer: layer.name, input: bottomShapes.first ?? [])
+            for spec in parameters { try ShapeInference.checkBounded(spec.shape, what: "parameter '\(spec.key)'") }
             nodes.append(Node(layer: layer, bottoms: bottomIDs, tops: topIDs, parameters: parameters))
         }
     }

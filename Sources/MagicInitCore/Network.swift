@@ -38,6 +38,10 @@ public enum GraphError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidParameter(layer: String, message: String)
     case cycle(layers: [String])
     case invalidBatchSize(Int)
+    /// A blob or parameter (`what` names it) whose element count overflows or exceeds
+    /// ``ShapeInference/maxElements``, or a layer setting above
+    /// ``ShapeInference/maxHyperparameter``: refused before anything is allocated for it.
+    case tooLarge(what: String, shape: [Int], limit: Int)
 
     public var description: String {
         switch self {
@@ -54,6 +58,8 @@ public enum GraphError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cycle(let layers):
             "the layers \(layers.joined(separator: ", ")) depend on each other in a cycle"
         case .invalidBatchSize(let n): "batch size must be at least 1, got \(n)"
+        case .tooLarge(let what, let shape, let limit):
+            "\(what) \(describeShape(shape)) is too large: more than \(limit) \(shape.count == 1 ? "" : "elements ")(sizes are bounded before anything is allocated)"
         }
     }
 }

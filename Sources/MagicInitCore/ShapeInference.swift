@@ -1,5 +1,23 @@
 /// Output shapes of each layer kind, with Caffe's formulas.
 public enum ShapeInference {
+    /// The most elements any blob (batch axis included) or parameter may have: 2³² float32
+    /// values, 16 GiB. Shapes come from files and the wire; anything larger is refused with
+    /// ``GraphError/tooLarge(what:shape:limit:)`` before it is allocated or multiplied further.
+    public static let maxElements = 1 << 32
+
+    /// The largest layer setting accepted (output count, kernel, stride, pad, dilation,
+    /// groups, reshape extents): 2²⁴. With extents bounded by ``maxElements`` and settings by
+    /// this, no formula below can overflow `Int`.
+    public static let maxHyperparameter = 1 << 24
+
+    /// Checks that `shape` has at most ``maxElements`` elements (overflow-checked).
+    /// - Throws: ``GraphError/tooLarge(what:shape:limit:)`` naming `what`.
+    public static func checkBounded(_ shape: [Int], what: @autoclosure () -> String) throws {
+        guard let count = Tensor.checkedCount(of: shape), count <= maxElements else {
+            throw GraphError.tooLarge(what: what(), shape: shape, limit: maxElements)
+        }
+    }
+
     /// Output extent of a convolution along one axis:
     /// `⌊(input + 2·pad − dilation·(kernel − 1) − 1) / stride⌋ + 1`.
     public static func convolutionOutput(_ input: Int, kernel: Int, stride: Int, pad: Int, dilation: Int) -> Int {
@@ -38,8 +56,24 @@ public enum ShapeInference {
     }
 
     /// Shapes of the tops of `layer` given the shapes of its bottoms.
-    /// - Throws: ``GraphError`` naming the layer and the offending shapes or parameters.
+    /// - Throws: ``GraphError`` naming the layer and the offending shapes or parameters;
+    ///   ``GraphError/tooLarge(what:shape:limit:)`` when a bottom or top has more than
+    ///   ``maxElements`` elements or a setting exceeds ``maxHyperparameter``.
     public static func outputShapes(of layer: Layer, bottoms: [[Int]]) throws -> [[Int]] {
+        for (i, bottom) in bottoms.enumerated() {
+            try checkBounded(bottom, what: "layer '\(layer.name)': bottom \(i)")
+        }
+        for (label, value) in layer.kind.hyperparameters where value > maxHyperparameter {
+            throw GraphError.tooLarge(what: "layer '\(layer.name)': \(label)", shape: [value], limit: maxHyperparameter)
+        }
+        let tops = try unboundedOutputShapes(of: layer, bottoms: bottoms)
+        for (i, top) in tops.enumerated() {
+            try checkBounded(top, what: "layer '\(layer.name)': top \(i)")
+        }
+        return tops
+    }
+
+    private static func unboundedOutputShapes(of layer: Layer, bottoms: [[Int]]) throws -> [[Int]] {
         let name = layer.name
         let type = layer.kind.caffeType
         func requireBottoms(_ n: Int) throws {
@@ -189,7 +223,9 @@ public enum ShapeInference {
                 }
             }
             let total = x.reduce(1, *)
-            let known = out.reduce(1, *)
+            guard let known = Tensor.checkedCount(of: out), known <= maxElements else {
+                throw GraphError.tooLarge(what: "layer '\(name)': reshape target", shape: out, limit: maxElements)
+            }
             if let i = inferred {
                 guard known > 0, total % known == 0 else {
                     throw GraphError.shapeMismatch(layer: name, message: "cannot reshape \(describeShape(x)) to \(spec)")
@@ -200,6 +236,25 @@ public enum ShapeInference {
                 throw GraphError.shapeMismatch(layer: name, message: "cannot reshape \(describeShape(x)) (\(total) elements) to \(describeShape(out))")
             }
             return [out]
+        }
+    }
+}
+
+extension LayerKind {
+    /// The settings of this layer that enter shape arithmetic, with names for errors; each
+    /// must be at most ``ShapeInference/maxHyperparameter``.
+    var hyperparameters: [(String, Int)] {
+        switch self {
+        case .convolution(let p), .deconvolution(let p):
+            [("num_output", p.numOutput), ("kernel height", p.kernel.h), ("kernel width", p.kernel.w),
+             ("stride height", p.stride.h), ("stride width", p.stride.w), ("pad height", p.pad.h), ("pad width", p.pad.w),
+             ("dilation height", p.dilation.h), ("dilation width", p.dilation.w), ("group", p.groups)]
+        case .innerProduct(let p): [("num_output", p.numOutput)]
+        case .pooling(let p):
+            [("kernel height", p.kernel.h), ("kernel width", p.kernel.w), ("stride height", p.stride.h),
+             ("stride width", p.stride.w), ("pad height", p.pad.h), ("pad width", p.pad.w)]
+        case .lrn(let p): [("local_size", p.localSize)]
+        default: []
         }
     }
 }

@@ -17,7 +17,9 @@ extension ImageDecoding {
         guard known != 0 else {
             throw ImageError.undecodable(path: path, reason: "stb_image: \(failureReason())")
         }
-        try checkSize(width: Int(width), height: Int(height), path: path, decoder: "stb_image")
+        let is16Bit = bytes.withUnsafeBufferPointer { stbi_is_16_bit_from_memory($0.baseAddress, Int32($0.count)) } != 0
+        try checkSize(width: Int(width), height: Int(height), path: path, decoder: "stb_image",
+                      footprint: .stb(channels: Int(fileChannels), bytesPerChannel: is16Bit ? 2 : 1))
 
         let pixels = bytes.withUnsafeBufferPointer {
             stbi_load_from_memory($0.baseAddress, Int32($0.count), &width, &height, &fileChannels, 3)

@@ -29,9 +29,9 @@ extension ImageDecoding {
             throw ImageError.undecodable(path: path, reason: "libjpeg-turbo: \(message())")
         }
         let w = Int(width), h = Int(height)
-        try checkSize(width: w, height: h, path: path, decoder: "libjpeg-turbo")
-
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
+        try checkSize(width: w, height: h, path: path, decoder: "libjpeg-turbo", footprint: .turboJPEG(cmyk: isCMYK))
+
         let format = isCMYK ? TJPF_CMYK : TJPF_RGB
         let channels = isCMYK ? 4 : 3
         var decoded = [UInt8](repeating: 0, count: w * h * channels)

@@ -14,6 +14,37 @@ public enum ImageDecoding {
     /// header can claim 65535 × 65535).
     public static let maxPixelCount = 1 << 28
 
+    /// The most memory one image may take to decode, in bytes (1 GiB), estimated from its
+    /// header before any pixel buffer is allocated (see ``decodeMemoryBytes(pixels:decoder:)``).
+    /// Without it a 261 KB PNG of 16384 × 16384 grey pixels, within ``maxPixelCount``, took
+    /// 1.6 GB: stb_image's 3-channel output and its copy into ``RGB8Image`` are 805 MB each.
+    public static let maxDecodeBytes = 1 << 30
+
+    /// What a decoder holds at once while decoding an image, per pixel.
+    public enum DecoderFootprint: Sendable, Equatable {
+        /// stb_image on a file of `channels` channels of `bytesPerChannel` (1, or 2 for
+        /// 16-bit PNG): its inflated data and image at the file's format (`2·n·d`), the
+        /// 16 → 8-bit reduction (`n·d + n`), the conversion to RGB (`n + 3`), and the RGB
+        /// result with its copy into ``RGB8Image`` (`6`).
+        case stb(channels: Int, bytesPerChannel: Int)
+        /// libjpeg-turbo: the RGB output (`3`), or CMYK and its conversion to RGB (`4 + 3`).
+        case turboJPEG(cmyk: Bool)
+
+        var bytesPerPixel: Int {
+            switch self {
+            case let .stb(n, d): max(2 * n * d, d > 1 ? n * d + n : 0, n != 3 ? n + 3 : 0, 6)
+            case let .turboJPEG(cmyk): cmyk ? 7 : 3
+            }
+        }
+    }
+
+    /// The peak memory, in bytes, of decoding `pixels` pixels with `decoder` (the pixel
+    /// buffers; the decoder's own row buffers are small beside them).
+    public static func decodeMemoryBytes(pixels: Int, decoder: DecoderFootprint) -> Int {
+        let (bytes, overflow) = pixels.multipliedReportingOverflow(by: decoder.bytesPerPixel)
+        return overflow ? .max : bytes
+    }
+
     /// Reads the whole file at `path`.
     /// - Throws: ``ImageError/unreadable(path:reason:)`` naming `path`, with the system's reason.
     public static func readFile(path: String) throws -> [UInt8] {
@@ -79,14 +110,21 @@ public enum ImageDecoding {
         try decode(readFile(path: path), path: path, warn: warn)
     }
 
-    /// Refuses empty or oversized images; `decoder` prefixes the reason.
-    static func checkSize(width: Int, height: Int, path: String, decoder: String) throws {
+    /// Refuses empty or oversized images, and images that would take more than
+    /// ``maxDecodeBytes`` to decode with `footprint`; `decoder` prefixes the reason.
+    static func checkSize(width: Int, height: Int, path: String, decoder: String, footprint: DecoderFootprint) throws {
         guard width > 0, height > 0 else {
             throw ImageError.undecodable(path: path, reason: "\(decoder): image size \(width)×\(height)")
         }
         guard width * height <= maxPixelCount else {
             throw ImageError.undecodable(
                 path: path, reason: "\(decoder): \(width)×\(height) exceeds \(maxPixelCount) pixels")
+        }
+        let bytes = decodeMemoryBytes(pixels: width * height, decoder: footprint)
+        guard bytes <= maxDecodeBytes else {
+            throw ImageError.undecodable(
+                path: path, reason: "\(decoder): \(width)×\(height) would take about \(bytes / 1_000_000) MB to decode, "
+                    + "more than the \(maxDecodeBytes / (1 << 20)) MiB allowed per image")
         }
     }
 }

@@ -24,11 +24,11 @@ extension ONNXImporter {
             // A reshaped constant (a bias stored (C) used as (1, C, 1, 1)) stays bound to its source.
             var dims = spec.enumerated().map { $0.element == 0 && $0.offset < c.dims.count ? c.dims[$0.offset] : $0.element }
             if let i = dims.firstIndex(of: -1) {
-                let known = dims.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
+                let known = Tensor.checkedCount(of: dims.enumerated().filter { $0.offset != i }.map(\.element)) ?? 0
                 guard known > 0, c.count % known == 0 else { throw unsupported("cannot reshape \(describeShape(c.dims)) to \(spec)") }
                 dims[i] = c.count / known
             }
-            guard dims.reduce(1, *) == c.count else { throw unsupported("cannot reshape \(describeShape(c.dims)) to \(spec)") }
+            guard c.count >= 0, Tensor.checkedCount(of: dims) == c.count else { throw unsupported("cannot reshape \(describeShape(c.dims)) to \(spec)") }
             var reshaped = c
             reshaped.dims = dims
             constants[output] = reshaped

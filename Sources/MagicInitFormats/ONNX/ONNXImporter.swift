@@ -13,7 +13,8 @@ struct ONNXConstant {
     var dims: [Int]
     /// The value is the transpose of the stored 2-D tensor (`Transpose(W, perm=[1, 0])`).
     var transposed = false
-    var count: Int { dims.reduce(1, *) }
+    /// The element count, or -1 when `dims` overflow (matching no shape).
+    var count: Int { Tensor.checkedCount(of: dims) ?? -1 }
 }
 
 /// Translates an ONNX graph, node by node in the file's (topological) order, into IR
@@ -123,6 +124,10 @@ struct ONNXImporter {
             }
             guard !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
                 throw ONNXError.missingInputShape(file: file, input: info.name, message: "shape \(describeShape(shape)) is not a valid per-image shape")
+            }
+            guard let count = Tensor.checkedCount(of: shape), count <= ShapeInference.maxElements else {
+                throw ONNXError.missingInputShape(file: file, input: info.name,
+                                                  message: "shape \(describeShape(shape)) has more than \(ShapeInference.maxElements) elements per image")
             }
             inputs.append(Network.Input(name: info.name, shape: shape))
             shapes[info.name] = [1] + shape

@@ -1,4 +1,5 @@
 import Foundation
+import MagicInitCore
 
 /// The values of an ONNX `TensorProto`, from `raw_data` (little-endian) or the typed
 /// `*_data` field, and back.
@@ -25,14 +26,21 @@ enum ONNXTensorData {
         }
     }
 
-    static func elementCount(_ t: Onnx_TensorProto) -> Int {
-        t.dims.reduce(1) { $0 * Int($1) }
+    /// The element count of `t`'s dims, overflow-checked and at most
+    /// ``ShapeInference/maxElements``.
+    /// - Throws: `.unsupported` for a negative extent or a count beyond the bound.
+    static func elementCount(_ t: Onnx_TensorProto) throws(Failure) -> Int {
+        let dims = t.dims.map { Int($0) }
+        guard let count = Tensor.checkedCount(of: dims), count <= ShapeInference.maxElements else {
+            throw .unsupported("dims \(describeShape(dims)) are negative or hold more than \(ShapeInference.maxElements) elements")
+        }
+        return count
     }
 
     /// The values of a FLOAT (or DOUBLE, converted) tensor.
     static func floats(_ t: Onnx_TensorProto) throws(Failure) -> [Float] {
         try checkLocation(t)
-        let count = elementCount(t)
+        let count = try elementCount(t)
         let values: [Float]
         switch t.dataType {
         case floatType:
@@ -51,7 +59,7 @@ enum ONNXTensorData {
     /// The values of an INT64 or INT32 tensor (shapes, axes).
     static func ints(_ t: Onnx_TensorProto) throws(Failure) -> [Int] {
         try checkLocation(t)
-        let count = elementCount(t)
+        let count = try elementCount(t)
         let values: [Int]
         switch t.dataType {
         case int64Type:

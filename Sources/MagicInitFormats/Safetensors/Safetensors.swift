@@ -110,11 +110,11 @@ public enum Safetensors {
             }
             guard dtype == "F32" else { throw SafetensorsError.unsupportedDType(file: file, tensor: key, dtype: dtype) }
             let shape = try shapeValues.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw malformed("tensor '\(key)' has a bad shape \(shapeValues)") }
+                guard let n = exactInteger(v), n >= 0 else { throw malformed("tensor '\(key)' has a bad shape \(shapeValues)") }
                 return n
             }
             let offsets = try offsetValues.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw malformed("tensor '\(key)' has bad data_offsets \(offsetValues)") }
+                guard let n = exactInteger(v), n >= 0 else { throw malformed("tensor '\(key)' has bad data_offsets \(offsetValues)") }
                 return n
             }
             guard offsets.count == 2, offsets[0] <= offsets[1], offsets[1] <= bytes.count - dataStart else {
@@ -133,6 +133,13 @@ public enum Safetensors {
             result.tensors[key] = Tensor(shape: shape, data: values)
         }
         return result
+    }
+
+    /// A JSON number that is exactly an `Int` (`NSNumber.intValue` wraps 2⁶⁴ + 1 to 1 and
+    /// truncates 2.5), else `nil`.
+    private static func exactInteger(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber else { return nil }
+        return Int(number.stringValue)
     }
 
     /// `s` as a JSON string literal.
