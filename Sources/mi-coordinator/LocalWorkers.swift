@@ -78,10 +78,14 @@ enum CoordinatorError: Error, CustomStringConvertible {
     case missingWorkerExecutable(String)
     /// None of the `tried` files of `--images` `source` could be decoded.
     case noUsableImages(source: String, tried: Int)
+    /// Writing the weights or the report failed (`reason` names the file); neither was
+    /// put in place.
+    case outputFailed(String)
     var description: String {
         switch self {
         case .missingWorkerExecutable(let path): "cannot start local workers: \(path) is missing; build it with `swift build -c release --product mi-worker`"
         case .noUsableImages(let source, let tried): "--images \(source): none of its \(tried) image file(s) could be decoded (each is named above)"
+        case .outputFailed(let reason): "\(reason); nothing was written: the weights and the report are written together or not at all, so any files there before are unchanged"
         }
     }
 }

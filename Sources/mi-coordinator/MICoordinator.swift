@@ -333,14 +333,22 @@ struct MICoordinator: AsyncParsableCommand {
         for (key, tensor) in parameters where tensor.data.contains(where: { !$0.isFinite }) {
             throw ValidationError("parameter '\(key)' came out inf or NaN; nothing was written")
         }
+        // Both files or neither: each is written beside its destination, then both renamed.
         try interrupts.whileWriting {
-            try MICoordinator.createFolder(of: outputPath, flag: "--output")
-            try MICoordinator.createFolder(of: reportPath, flag: "--report")
-            try input.write(parameters, to: outputPath)
-            result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(result).write(to: URL(fileURLWithPath: reportPath), options: .atomic)
+            let files = OutputFiles()
+            do {
+                try files.prepareFolders(for: outputPath)
+                try files.prepareFolders(for: reportPath)
+                try files.stage(outputPath) { try input.write(parameters, to: $0) }
+                result.phaseSeconds["total"] = (clock.now - started) / .seconds(1)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try files.stage(encoder.encode(result), as: reportPath)
+                try files.commit()
+            } catch {
+                files.discard()
+                throw CoordinatorError.outputFailed("\(error)")
+            }
         }
         print(result.table())
         Verification.printHeldOut(result)
@@ -356,25 +364,16 @@ struct MICoordinator: AsyncParsableCommand {
 }
 
 extension MICoordinator {
-    /// Checks, before the run, that a file can be written at `path`: its folder, or the
-    /// nearest part of that folder's path that exists, must be a writable folder. Creates
-    /// nothing (the folder is made by ``createFolder(of:flag:)`` when the file is written, so
-    /// a run that fails leaves no empty folder behind).
+    /// Checks, before the run, that a file can be written at `path` by creating one there
+    /// (and any missing folders) and removing it again (``OutputFiles/checkWritable(_:)``):
+    /// a path under `/proc`, in a read-only folder or under a regular file fails now, not
+    /// after the computation. Leaves nothing behind (a run that fails leaves no empty folder).
     /// - Throws: a `ValidationError` naming `flag` and the reason.
     static func checkWritable(_ path: String, flag: String) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw ValidationError("\(flag) \(path) is a folder; give a file path")
-        }
-        var existing = URL(fileURLWithPath: path).deletingLastPathComponent().standardized
-        while !FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDirectory) && existing.path != "/" {
-            existing = existing.deletingLastPathComponent()
-        }
-        guard isDirectory.boolValue else {
-            throw ValidationError("\(flag) \(path): \(existing.path) is a file, so no folder can be made there")
-        }
-        guard access(existing.path, W_OK | X_OK) == 0 else {
-            throw ValidationError("\(flag) \(path): the folder \(existing.path) is not writable")
+        do {
+            try OutputFiles.checkWritable(path)
+        } catch FormatError.unwritable(_, let reason) {
+            throw ValidationError("\(flag) \(path): \(reason)")
         }
     }
 
