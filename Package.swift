@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
         .library(name: "MagicInitTransport", targets: ["MagicInitTransport"]),
         .library(name: "MagicInitCluster", targets: ["MagicInitCluster"]),
+        .library(name: "MagicInitTestKit", targets: ["MagicInitTestKit"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
         .executable(name: "mi-coordinator", targets: ["mi-coordinator"]),
         .executable(name: "mi-worker", targets: ["mi-worker"]),
@@ -68,6 +69,10 @@ let package = Package(
 
         // The embedded sample photographs (Public Domain / CC0), the main job's default input.
         .target(name: "MagicInitSamples", resources: [.copy("photos")]),
+        // What the test targets share: fixture photographs and small networks.
+        .target(
+            name: "MagicInitTestKit",
+            dependencies: ["MagicInitCore", "MagicInitAlgorithms", "MagicInitImages", "MagicInitSamples"]),
 
         .executableTarget(
             name: "mi-coordinator",
@@ -93,7 +98,11 @@ let package = Package(
         .testTarget(
             name: "MagicInitAlgorithmsTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
-                           "MagicInitCollector", "MagicInitImages", "MagicInitReference", "MagicInitSamples"]),
+                           "MagicInitCollector", "MagicInitReference", "MagicInitTestKit"]),
+        .testTarget(
+            name: "MagicInitCollectorTests",
+            dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
+                           "MagicInitCollector", "MagicInitTestKit"]),
         .testTarget(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),

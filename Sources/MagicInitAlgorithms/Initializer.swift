@@ -83,7 +83,7 @@ public struct Initializer: Sendable {
             if let bad = (scale + shift).first(where: { !$0.isFinite }) {
                 throw AlgorithmError.nonFinite(layer: node.name, what: "the normalisation factor \(bad)")
             }
-            try await source.apply([.affine(layer: node.name, rowScale: scale, columnScale: [], shift: shift)])
+            try await source.apply([.normalize(layer: node.name, scale: scale, shift: shift)])
             report.layers[k].after = Initializer.summary(moments.affine(scale: scale, shift: shift))
             report.layers[k].algorithm1Seconds = (clock.now - start) / .seconds(1)
             if !dead.isEmpty {

@@ -14,16 +14,20 @@ public enum WeightDirective: Sendable, Equatable {
     /// Algorithm 1's normalisation (`rowScale = 1/σ`, `shift = β − μ/σ`) and Algorithm 2's
     /// correction (`rowScale = r_k`, `columnScale = 1/r` of the producer: the undo).
     /// `columnScale` has one entry per channel of the layer's bottom blob (empty = all 1).
-    /// A replica holding this layer's output for the current Algorithm 1 step applies the
-    /// same per-channel affine map to it (no re-run).
     case affine(layer: String, rowScale: [Double], columnScale: [Double], shift: [Double])
+    /// Algorithm 1's normalisation of `layer` (§3.1, docs/DESIGN.md §2), which ends the
+    /// layer's step: `W[o, …] *= scale[o]`, `b[o] = b[o] · scale[o] + shift[o]` (`scale =
+    /// 1/σ`, `shift = β − μ/σ`; the weights change as with ``affine(layer:rowScale:columnScale:shift:)``
+    /// with no column scale). A replica holding this layer's output for the step maps it
+    /// the same way, `scale[c] · z + shift[c]`, and the next step starts from it (no re-run).
+    case normalize(layer: String, scale: [Double], shift: [Double])
     /// Set a parameter to explicit values (pretrained or data-driven weights).
     case set(key: String, value: Tensor)
 
     /// The layer the directive changes.
     public var layer: String {
         switch self {
-        case .gaussian(let layer, _, _), .redrawRows(let layer, _, _, _, _), .affine(let layer, _, _, _): layer
+        case .gaussian(let layer, _, _), .redrawRows(let layer, _, _, _, _), .affine(let layer, _, _, _), .normalize(let layer, _, _): layer
         case .set(let key, _): String(key[..<(key.lastIndex(of: ".") ?? key.endIndex)])
         }
     }

@@ -118,6 +118,9 @@ public struct WeightReplica: Sendable {
         case .affine(_, let rowScale, let columnScale, let shift):
             try applyAffine(node, weightKey: weightSpec.key, biasKey: biasKey, rowScale: rowScale, columnScale: columnScale, shift: shift)
             return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
+        case .normalize(_, let scale, let shift):
+            try applyAffine(node, weightKey: weightSpec.key, biasKey: biasKey, rowScale: scale, columnScale: [], shift: shift)
+            return [weightSpec.key] + (biasKey.map { [$0] } ?? [])
         case .set(let key, let value):
             guard let spec = node.parameters.first(where: { $0.key == key }) else { throw AlgorithmError.badDirective(layer: node.name, reason: "no parameter \(key)") }
             guard spec.shape == value.shape else {

@@ -167,6 +167,8 @@ public enum WireCodec {
             w.u8(3); w.string(layer); w.doubles(rowScale); w.doubles(columnScale); w.doubles(shift)
         case .set(let key, let value):
             w.u8(4); w.string(key); w.ints(value.shape); w.floats(value.data)
+        case .normalize(let layer, let scale, let shift):
+            w.u8(5); w.string(layer); w.doubles(scale); w.doubles(shift)
         }
     }
 
@@ -182,6 +184,7 @@ public enum WireCodec {
                 throw WireError.invalidValue(context: "set directive \(key)", message: "shape \(shape) does not hold \(data.count) values")
             }
             return .set(key: key, value: Tensor(shape: shape, data: data))
+        case 5: return .normalize(layer: try b.string(), scale: try b.doubles(), shift: try b.doubles())
         case let k: throw WireError.invalidValue(context: "directive", message: "directive kind \(k)")
         }
     }

@@ -6,8 +6,10 @@ import MagicInitFormats
 /// The protocol version this build speaks, carried in every message's header; a peer
 /// with another version is answered with `reject` naming both versions (a `reject` is the
 /// one message every version decodes). Version 3: `hello` carries no second version field;
-/// version 4: `configure` carries the keep-affine-inputs flag.
-public let wireProtocolVersion: UInt16 = 4
+/// version 4: `configure` carries the keep-affine-inputs flag; version 5: Algorithm 1's
+/// normalisation is its own directive (`normalize`, which ends the layer's step) instead of
+/// an `affine` one.
+public let wireProtocolVersion: UInt16 = 5
 
 /// What a run needs to build the network on a worker (cluster/PROTOCOL.md, `configure`).
 public struct RunConfiguration: Sendable, Equatable {
@@ -48,7 +50,7 @@ public struct RunConfiguration: Sendable, Equatable {
     public var std: [Double]
     /// `true`: resize the shorter side and centre-crop; `false`: stretch.
     public var centerCrop: Bool
-    /// Algorithm 1 keeps every affine layer's input (``ChunkCollector/keepsAffineInputs``):
+    /// Algorithm 1 keeps every affine layer's input (``ChunkCollector/Options/keepsAffineInputs``):
     /// set when Algorithm 2 will measure weight gradients.
     public var keepAffineInputs: Bool
 

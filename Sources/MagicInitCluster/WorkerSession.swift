@@ -157,8 +157,8 @@ public final class WorkerSession: @unchecked Sendable {
     private func configure(_ c: RunConfiguration) throws {
         let network = try c.model.network()
         configuration = c
-        collector = try ChunkCollector(network: network, chunkSize: c.chunkSize, threads: settings.threads)
-        collector?.keepsAffineInputs = c.keepAffineInputs
+        collector = try ChunkCollector(network: network, chunkSize: c.chunkSize,
+                                       options: .init(threads: settings.threads, keepsAffineInputs: c.keepAffineInputs))
         directivesApplied = 0
         log("[worker] configured: \(network.name), chunks of \(c.chunkSize), \(settings.threads) thread(s)")
     }

@@ -16,12 +16,12 @@ public actor LocalStatisticsSource: StatisticsSource {
     ///   - seed: seed of the top gradients η.
     ///   - keepAffineInputs: Algorithm 1 keeps every affine layer's input, so Algorithm 2's
     ///     first measurement with weight gradients needs no second forward pass
-    ///     (``ChunkCollector/keepsAffineInputs``).
+    ///     (``ChunkCollector/Options/keepsAffineInputs``).
     public init(network: Network, images: Tensor, chunkSize: Int, seed: UInt64, threads: Int? = nil,
                 keepAffineInputs: Bool = false, progress: ProgressHandler? = nil) throws {
         self.progress = progress
-        let collector = try ChunkCollector(network: network, chunkSize: chunkSize, threads: threads)
-        collector.keepsAffineInputs = keepAffineInputs
+        let collector = try ChunkCollector(network: network, chunkSize: chunkSize,
+                                           options: .init(threads: threads, keepsAffineInputs: keepAffineInputs))
         let chunks = LocalStatisticsSource.chunks(of: images, size: chunkSize)
         chunkTotal = chunks.count
         try collector.add(chunks)

@@ -2,6 +2,7 @@ import Testing
 import MagicInitAlgorithms
 import MagicInitCollector
 import MagicInitCore
+import MagicInitTestKit
 import MagicInitStatistics
 
 /// Algorithm 1 (Krähenbühl et al. 2016, §3.1) on real photographs: every channel of every
@@ -9,7 +10,7 @@ import MagicInitStatistics
 /// forward pass of the written weights.
 @Suite struct Algorithm1Tests {
     func runWithinLayer(_ network: Network, size: Int, chunkSize: Int) async throws -> (ParameterSet, InitReport, Tensor) {
-        let images = try SamplePhotos.load(size: size)
+        let images = try FixturePhotos.load(size: size)
         var options = InitOptions()
         options.mode = .withinLayer
         options.seed = 11
@@ -62,7 +63,7 @@ import MagicInitStatistics
     /// One image gives an inner product a single value per channel: refused, naming it.
     @Test func test_oneImage_innerProductLayer_refusedWithClearError() async throws {
         let network = reluNetwork()
-        let all = try SamplePhotos.load(size: 32)
+        let all = try FixturePhotos.load(size: 32)
         let one = Tensor(shape: [1] + all.shape.dropFirst(), data: Array(all.data[0..<(all.count / all.shape[0])]))
         let source = try LocalStatisticsSource(network: network, images: one, chunkSize: 1, seed: 1)
         await #expect(throws: AlgorithmError.tooFewImages(layer: "fc4", images: 1)) {
@@ -77,7 +78,7 @@ import MagicInitStatistics
         b.conv("dw", 3, kernel: 3, groups: 3); b.relu("relu")
         b.innerProduct("fc", 4)
         let network = b.network
-        var images = try SamplePhotos.load(size: 16)
+        var images = try FixturePhotos.load(size: 16)
         let plane = 16 * 16
         for n in 0..<images.shape[0] { for i in 0..<plane { images.data[n * 3 * plane + i] = 7 } }
         var options = InitOptions()

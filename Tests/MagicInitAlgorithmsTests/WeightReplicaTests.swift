@@ -1,6 +1,7 @@
 import Testing
 import MagicInitAlgorithms
 import MagicInitCore
+import MagicInitTestKit
 
 /// Gaussian directives on a ``WeightReplica``: filled in place and redrawn row by row, with
 /// exactly the values of a fresh full draw.

@@ -129,6 +129,7 @@ import MagicInitTransport
                 case .gaussian(let layer, _, _): total + layer.utf8.count
                 case .redrawRows(let layer, let rows, _, _, _): total + layer.utf8.count + 8 * rows.count
                 case .affine(let layer, let r, let c, let s): total + layer.utf8.count + 8 * (r.count + c.count + s.count)
+                case .normalize(let layer, let r, let s): total + layer.utf8.count + 8 * (r.count + s.count)
                 case .set(let key, let value): total + key.utf8.count + tensor(value)
                 }
             }

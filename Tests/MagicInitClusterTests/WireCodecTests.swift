@@ -27,6 +27,7 @@ import MagicInitCore
         .directives(first: 5, [.gaussian(layer: "conv1", seed: 1, std: 1),
                                .redrawRows(layer: "conv1", rows: [0, 2], seed: 1, std: 1, attempt: 2),
                                .affine(layer: "fc", rowScale: [1, 2], columnScale: [0.5], shift: [0.1, 0.2]),
+                               .normalize(layer: "conv1", scale: [0.25, 4], shift: [-0.1, 0.3]),
                                .set(key: "fc.bias", value: Tensor(shape: [2], data: [1, -1]))]),
         .request(step: 4, kind: .outputMoments(layer: "conv1"), chunks: [0, 1], directiveCount: 9),
         .request(step: 5, kind: .measure(etaStep: 0, weightGradients: true), chunks: [3], directiveCount: 9),

@@ -2,7 +2,7 @@ import Testing
 @testable import MagicInitCollector
 import MagicInitCore
 @testable import MagicInitEngine
-import MagicInitSamples
+import MagicInitTestKit
 
 /// Algorithm 1 folds the ReLU that follows a cached affine output into the map applied as
 /// the cache is restored (written straight into the ReLU's output). It must give oneDNN's
@@ -22,9 +22,9 @@ import MagicInitSamples
         source[3] = 5; source[4] = .nan
         var mapped = [Float](repeating: 0, count: layout.count), fused = mapped
         source.withUnsafeBufferPointer { s in
-            mapped.withUnsafeMutableBufferPointer { ChunkCollector.affine(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift) }
+            mapped.withUnsafeMutableBufferPointer { CachedAffineMap.apply(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift) }
             fused.withUnsafeMutableBufferPointer {
-                ChunkCollector.affine(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: true)
+                CachedAffineMap.apply(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: true)
             }
         }
         #expect(mapped.contains { $0 < 0 } && mapped.contains { $0 > 0 } && mapped.contains { $0 == 0 } && mapped[4].isNaN)
@@ -42,11 +42,10 @@ import MagicInitSamples
     @Test(arguments: [1, 2])
     func test_algorithm1_fusedReLU_sameBitsAsRunningTheLayer(threads: Int) throws {
         let network = reluNetwork()
-        let images = try SamplePhotos.load(size: 32)
+        let images = try FixturePhotos.load(size: 32)
         let chunks = LocalStatisticsSource.chunks(of: images, size: 4)
-        let fused = try ChunkCollector(network: network, chunkSize: 4, threads: threads)
-        let layered = try ChunkCollector(network: network, chunkSize: 4, threads: threads)
-        layered.fusesReLU = false
+        let fused = try collector(network, threads: threads)
+        let layered = try collector(network, threads: threads) { $0.fusesReLU = false }
         // Every ReLU that reads an affine layer's output is folded (relu1 … relu4).
         let graph = fused.graph
         let folded = graph.nodes.indices.filter { i in
@@ -69,12 +68,11 @@ import MagicInitSamples
     @Test(arguments: [1, 2])
     func test_algorithm1_inPlaceReLU_sameBitsAsSeparateBuffers(threads: Int) throws {
         let network = reluNetwork()
-        let images = try SamplePhotos.load(size: 32)
+        let images = try FixturePhotos.load(size: 32)
         let chunks = LocalStatisticsSource.chunks(of: images, size: 4)
-        let separate = try ChunkCollector(network: network, chunkSize: 4, threads: threads, inPlaceActivations: false)
-        let inPlace = try ChunkCollector(network: network, chunkSize: 4, threads: threads)
-        let inPlaceLayered = try ChunkCollector(network: network, chunkSize: 4, threads: threads)
-        inPlaceLayered.fusesReLU = false
+        let separate = try collector(network, threads: threads) { $0.inPlaceActivations = false }
+        let inPlace = try collector(network, threads: threads)
+        let inPlaceLayered = try collector(network, threads: threads) { $0.fusesReLU = false }
         #expect(inPlace.engines.allSatisfy { $0.inPlace.count == 6 } && separate.engines.allSatisfy { $0.inPlace.isEmpty })
         let half = chunks.count / 2
         func run(_ collector: ChunkCollector) throws -> (bits: [UInt64], weights: ParameterSet) {

@@ -28,10 +28,10 @@ import MagicInitCore
         }
         var outOfPlace = [Float](repeating: .nan, count: layout.count)
         source.withUnsafeBufferPointer { s in
-            outOfPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: rectify) }
+            outOfPlace.withUnsafeMutableBufferPointer { CachedAffineMap.apply(s.baseAddress!, into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: rectify) }
         }
         var inPlace = source
-        inPlace.withUnsafeMutableBufferPointer { ChunkCollector.affine(UnsafePointer($0.baseAddress!), into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: rectify) }
+        inPlace.withUnsafeMutableBufferPointer { CachedAffineMap.apply(UnsafePointer($0.baseAddress!), into: $0.baseAddress!, layout: layout, scale: scale, shift: shift, rectify: rectify) }
         #expect(inPlace.map(\.bitPattern) == outOfPlace.map(\.bitPattern))
         var wrong = 0, negative = 0
         for n in 0..<images {

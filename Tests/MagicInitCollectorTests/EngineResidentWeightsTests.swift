@@ -2,8 +2,8 @@ import Testing
 import MagicInitAlgorithms
 import MagicInitCollector
 import MagicInitCore
-import MagicInitSamples
 import MagicInitStatistics
+import MagicInitTestKit
 
 /// Weights that oneDNN keeps in the Caffe layout may live only in the engine's buffer
 /// (`engineResidentBytes`): every statistic and every weight must come out bitwise as when
@@ -14,14 +14,14 @@ import MagicInitStatistics
     @Test(arguments: [1, 2])
     func test_engineResidentWeights_giveTheSameBitsAsAReplicaCopy(threads: Int) throws {
         let network = reluNetwork()
-        let images = try SamplePhotos.load(size: 32)
+        let images = try FixturePhotos.load(size: 32)
         let chunks = LocalStatisticsSource.chunks(of: images, size: 4)
         // Which weights oneDNN keeps in the Caffe layout by itself depends on the CPU (an
         // AVX2-only EPYC keeps none of this network's): pin a grouped convolution's and both
         // inner products' in both collectors, so they compute alike on any CPU.
         let plain: Set<String> = ["conv2.weight", "fc4.weight", "fc5.weight"]
-        let resident = try ChunkCollector(network: network, chunkSize: 4, threads: threads, engineResidentBytes: 0, plainWeights: plain)
-        let copied = try ChunkCollector(network: network, chunkSize: 4, threads: threads, engineResidentBytes: .max, plainWeights: plain)
+        let resident = try collector(network, threads: threads) { $0.engineResidentBytes = 0; $0.plainWeights = plain }
+        let copied = try collector(network, threads: threads) { $0.engineResidentBytes = .max; $0.plainWeights = plain }
         #expect(plain.isSubset(of: resident.engineResidentKeys), "engine-resident: \(resident.engineResidentKeys.sorted())")
         #expect(copied.engineResidentKeys.isEmpty)
         let half = chunks.count / 2

@@ -3,7 +3,7 @@ import MagicInitAlgorithms
 @testable import MagicInitCollector
 import MagicInitCore
 @testable import MagicInitEngine
-import MagicInitSamples
+import MagicInitTestKit
 
 /// Algorithm 1 keeps an affine output that goes through an in-place ReLU into max pooling
 /// as its max pooling (a quarter of the memory for 2×2 windows), and does not cache a cheap
@@ -27,25 +27,25 @@ import MagicInitSamples
     }
 
     static func collector(threads: Int, pooled: Bool, recompute: Bool) throws -> ChunkCollector {
-        let collector = try ChunkCollector(network: network(), chunkSize: 4, threads: threads)
-        collector.cachesAfterPooling = pooled
-        collector.recomputesFirstLayer = recompute
-        return collector
+        try MagicInitCollectorTests.collector(network(), threads: threads) {
+            $0.cachesAfterPooling = pooled
+            $0.recomputesFirstLayer = recompute
+        }
     }
 
     @Test func test_plan_poolsAfterBothReLUsAndRecomputesTheFirstConvolution() throws {
         let collector = try PooledCacheTests.collector(threads: 1, pooled: true, recompute: true)
         let graph = collector.graph
-        let planned = collector.pooledCache.keys.sorted().map { graph.nodes[$0].name }
+        let planned = collector.plan.pooled.keys.sorted().map { graph.nodes[$0].name }
         #expect(planned == ["conv1b", "conv2"])
-        #expect(collector.recomputedFromInput.map { graph.nodes[$0].name } == "conv1")
+        #expect(collector.plan.recomputedFromInput.map { graph.nodes[$0].name } == "conv1")
         // Separate ReLU buffers: nothing to pool before caching.
-        let separate = try ChunkCollector(network: PooledCacheTests.network(), chunkSize: 4, threads: 1, inPlaceActivations: false)
-        #expect(separate.pooledCache.isEmpty)
+        let separate = try MagicInitCollectorTests.collector(PooledCacheTests.network(), threads: 1) { $0.inPlaceActivations = false }
+        #expect(separate.plan.pooled.isEmpty)
         // VGG-16: the last convolution before each of the five poolings; conv1_1 recomputed.
-        let vgg = try ChunkCollector(network: BuiltinNetworks.network(named: "vgg16")!, chunkSize: 1, threads: 1)
-        #expect(vgg.pooledCache.keys.sorted().map { vgg.graph.nodes[$0].name } == ["conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"])
-        #expect(vgg.recomputedFromInput.map { vgg.graph.nodes[$0].name } == "conv1_1")
+        let vgg = try MagicInitCollectorTests.collector(BuiltinNetworks.network(named: "vgg16")!, chunkSize: 1, threads: 1)
+        #expect(vgg.plan.pooled.keys.sorted().map { vgg.graph.nodes[$0].name } == ["conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"])
+        #expect(vgg.plan.recomputedFromInput.map { vgg.graph.nodes[$0].name } == "conv1_1")
     }
 
     /// The pooled cache against the full one: Algorithm 1 and two measurements (the first
@@ -55,7 +55,7 @@ import MagicInitSamples
     /// its gradient to another, equally valid argmax; these photos have none.)
     @Test(arguments: [1, 2])
     func test_pooledCache_sameBitsAsTheFullCache(threads: Int) throws {
-        let chunks = LocalStatisticsSource.chunks(of: try SamplePhotos.load(size: 30), size: 4)
+        let chunks = LocalStatisticsSource.chunks(of: try FixturePhotos.load(size: 30), size: 4)
         let half = chunks.count / 2
         let pooled = try PooledCacheTests.collector(threads: threads, pooled: true, recompute: false)
         let full = try PooledCacheTests.collector(threads: threads, pooled: false, recompute: false)
@@ -66,7 +66,7 @@ import MagicInitSamples
 
     /// The cache after conv1b's step: pooled it is a quarter of the full one.
     @Test func test_pooledCache_holdsAQuarter() throws {
-        let chunks = LocalStatisticsSource.chunks(of: try SamplePhotos.load(size: 30), size: 4)
+        let chunks = LocalStatisticsSource.chunks(of: try FixturePhotos.load(size: 30), size: 4)
         var bytes: [Int] = []
         for pooled in [true, false] {
             let collector = try PooledCacheTests.collector(threads: 1, pooled: pooled, recompute: true)
@@ -74,8 +74,7 @@ import MagicInitSamples
             for layer in ["conv1", "conv1b"] {
                 try collector.apply([.gaussian(layer: layer, seed: 5, std: 1)])
                 _ = try collector.outputMoments(layer: layer)
-                try collector.apply([.affine(layer: layer, rowScale: [Double](repeating: 0.5, count: 16), columnScale: [],
-                                             shift: [Double](repeating: 0.1, count: 16))])
+                try collector.apply([.normalize(layer: layer, scale: [Double](repeating: 0.5, count: 16), shift: [Double](repeating: 0.1, count: 16))])
             }
             let saved = collector.cachedBytes
             bytes.append(saved)
@@ -91,7 +90,7 @@ import MagicInitSamples
     /// held from the start, under the same directives (the replay must run the recomputed
     /// layer with its normalised weights, not the Gaussian draw of its own step).
     @Test func test_adoptedChunks_sameBitsAsHeldFromTheStart() throws {
-        let chunks = LocalStatisticsSource.chunks(of: try SamplePhotos.load(size: 30), size: 4)
+        let chunks = LocalStatisticsSource.chunks(of: try FixturePhotos.load(size: 30), size: 4)
         let held = try PooledCacheTests.collector(threads: 1, pooled: true, recompute: true)
         let adopting = try PooledCacheTests.collector(threads: 1, pooled: true, recompute: true)
         try held.add(chunks)
@@ -112,8 +111,7 @@ import MagicInitSamples
             var merged = all[0].moments
             for part in all.dropFirst() { merged.merge(part.moments) }
             let std = merged.standardDeviation
-            let map = WeightDirective.affine(layer: node.name, rowScale: std.map { 1 / $0 }, columnScale: [],
-                                             shift: std.indices.map { 0.1 - merged.mean[$0] / std[$0] })
+            let map = WeightDirective.normalize(layer: node.name, scale: std.map { 1 / $0 }, shift: std.indices.map { 0.1 - merged.mean[$0] / std[$0] })
             for collector in [held, adopting] { try collector.apply([map]) }
         }
         #expect(compared == 2 + 2 * (affine.count - 2))
@@ -133,7 +131,7 @@ import MagicInitSamples
     /// rounding of the full cache (running the normalised layer rounds differently from
     /// mapping its cached output).
     @Test func test_recomputedFirstLayer_deterministicAndCloseToTheFullCache() throws {
-        let chunks = LocalStatisticsSource.chunks(of: try SamplePhotos.load(size: 30), size: 4)
+        let chunks = LocalStatisticsSource.chunks(of: try FixturePhotos.load(size: 30), size: 4)
         let half = chunks.count / 2
         func run(threads: Int, recompute: Bool, late: Bool) throws -> (bits: [UInt64], weights: ParameterSet) {
             let collector = try PooledCacheTests.collector(threads: threads, pooled: true, recompute: recompute)

@@ -2,8 +2,8 @@ import Testing
 import MagicInitAlgorithms
 import MagicInitCollector
 import MagicInitCore
-import MagicInitSamples
 import MagicInitStatistics
+import MagicInitTestKit
 
 /// A worker that joins mid-run receives the weights (the directive log) but computes only
 /// the later Algorithm 1 steps for its chunks: Algorithm 2's first measurement must then
@@ -11,9 +11,9 @@ import MagicInitStatistics
 @Suite struct LateJoinerTests {
     @Test func test_collectorJoiningMidAlgorithm1_measuresWithAFullPass() throws {
         let network = reluNetwork()
-        let images = try SamplePhotos.load(size: 32)
+        let images = try FixturePhotos.load(size: 32)
         let chunks = Array(LocalStatisticsSource.chunks(of: images, size: 4).prefix(2))
-        let present = try ChunkCollector(network: network, chunkSize: 4, threads: 1)
+        let present = try collector(network, threads: 1)
         try present.add(chunks)
         var log: [WeightDirective] = []
         let affine = present.graph.nodes.filter { $0.kind.isAffine }
@@ -21,7 +21,7 @@ import MagicInitStatistics
         for (k, node) in affine.enumerated() {
             if k == 2 {
                 // Joins now: replays the log so far, then gets the chunks.
-                late = try ChunkCollector(network: network, chunkSize: 4, threads: 1)
+                late = try collector(network, threads: 1)
                 try late!.apply(log)
                 try late!.add(chunks)
             }
@@ -33,8 +33,7 @@ import MagicInitStatistics
             }
             _ = try late?.outputMoments(layer: node.name)
             let std = merged!.standardDeviation
-            let map = WeightDirective.affine(layer: node.name, rowScale: std.map { 1 / $0 }, columnScale: [],
-                                             shift: std.indices.map { 0.1 - merged!.mean[$0] / std[$0] })
+            let map = WeightDirective.normalize(layer: node.name, scale: std.map { 1 / $0 }, shift: std.indices.map { 0.1 - merged!.mean[$0] / std[$0] })
             try present.apply([map]); try late?.apply([map]); log.append(map)
         }
         let expected = try present.measure(step: 0, seed: 3, weightGradients: false)
