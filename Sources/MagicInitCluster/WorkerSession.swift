@@ -7,14 +7,16 @@ import MagicInitImages
 import MagicInitStatistics
 import MagicInitTransport
 
-/// The worker side of the protocol (cluster/PROTOCOL.md): says hello, builds the network
-/// when configured, decodes the chunks it is assigned, applies weight directives in log
-/// order and answers statistics requests with LZ4-compressed partial statistics, one reply
-/// per chunk.
+/// The worker side of the protocol (cluster/PROTOCOL.md): the shell of the pure
+/// ``WorkerMachine``. It owns the transport, the codec, LZ4 and the clock, and runs the
+/// machine's jobs — build the network when configured, decode the chunks it is assigned,
+/// apply weight directives in log order, answer statistics requests with LZ4-compressed
+/// partial statistics, one reply per chunk — on one serial compute queue that owns the
+/// ``ChunkCollector``.
 ///
-/// Threads: ``run()`` is the I/O loop and owns the transport (heartbeats keep flowing while
-/// a chunk is computed); the computation runs on one serial queue that owns the
-/// ``ChunkCollector``. Messages are handled in arrival order.
+/// Threads: ``run()`` is the I/O loop and owns the machine and the transport (heartbeats
+/// keep flowing while a chunk is computed); the compute queue hands its replies and its
+/// first failure back through a locked outbox. Messages are handled in arrival order.
 public final class WorkerSession: @unchecked Sendable {
     /// Tunables, with units.
     public struct Settings: Sendable {
@@ -39,13 +41,9 @@ public final class WorkerSession: @unchecked Sendable {
     private var outbox: [WireMessage] = []
     private var failure: String?
 
-    /// Owned by the I/O loop.
-    private var runID: UInt64 = 0
     // Owned by the compute queue.
     private var configuration: RunConfiguration?
     private var collector: ChunkCollector?
-    private var directivesApplied = 0
-    private var repliesSent = 0
 
     public init(transport: DealerTransport, settings: Settings, log: @escaping @Sendable (String) -> Void) {
         self.transport = transport
@@ -55,69 +53,51 @@ public final class WorkerSession: @unchecked Sendable {
 
     /// Runs until the coordinator says shutdown (returns) or the session fails (throws).
     public func run() throws {
-        try send(.hello(host: settings.host, threads: settings.threads, capabilities: ["lz4", "algorithm1", "algorithm2"]))
-        var interval: Duration = .seconds(1)
+        var machine = WorkerMachine(host: settings.host, threads: settings.threads, coordinatorTimeout: settings.coordinatorTimeout)
         let clock = ContinuousClock()
-        var lastHeard = clock.now, lastSent = clock.now
+        let origin = clock.now
+        var events: [WorkerMachine.Event] = [.start]
         var malformed = MalformedMessageLog()
         while true {
-            if let failure = lock.withLock({ self.failure }) {
-                try? send(.error(message: failure))
-                throw ClusterError.worker(failure)
-            }
-            for message in lock.withLock({ () -> [WireMessage] in defer { outbox = [] }; return outbox }) {
-                try send(message)
-                lastSent = clock.now
-            }
-            if clock.now - lastSent >= interval {
-                try send(.heartbeat)
-                lastSent = clock.now
-            }
-            if let line = malformed.flush(now: clock.now) { log("[worker] \(line)") }
-            guard let body = try transport.receive(timeout: .milliseconds(50)) else {
-                if clock.now - lastHeard > settings.coordinatorTimeout {
-                    throw ClusterError.coordinatorSilent(seconds: settings.coordinatorTimeout / .seconds(1))
+            for event in events {
+                for action in machine.handle(event) {
+                    switch action {
+                    case .send(let envelope):
+                        try transport.send(WireCodec.encode(envelope))
+                    case .compute(let job):
+                        compute.async { self.run(job) }
+                    case .finish:
+                        compute.sync {}
+                        try? transport.send(WireCodec.encode(WireEnvelope(runID: machine.runID, message: .goodbye(peakResidentBytes: peakResidentBytes()))))
+                        return
+                    case .log(let line):
+                        log(line)
+                    case .fail(let error):
+                        throw error
+                    }
                 }
-                continue
             }
-            lastHeard = clock.now
-            let envelope: WireEnvelope
-            do {
-                envelope = try WireCodec.decode(body)
-            } catch WireError.unsupportedVersion(let got, let expected) {
-                throw ClusterError.rejected("protocol version mismatch: the coordinator speaks version \(got), this worker version \(expected); run the same MagicInit build on both")
-            } catch {
-                if let line = malformed.record("from the coordinator: \(error)", now: clock.now) { log("[worker] \(line)") }
-                continue
+            events = []
+            let (posted, failed) = lock.withLock { () -> ([WireMessage], String?) in
+                defer { outbox = [] }
+                return (outbox, failure)
             }
-            switch envelope.message {
-            case .welcome(let index, let milliseconds, _):
-                runID = envelope.runID
-                interval = .milliseconds(max(milliseconds, 10))
-                log("[worker \(index)] joined run \(envelope.runID)")
-            case .reject(let reason):
-                throw ClusterError.rejected(reason)
-            case .heartbeat:
-                break
-            case .shutdown(let reason):
-                log("[worker] shutdown: \(reason)")
-                compute.sync {}
-                try? send(.goodbye(peakResidentBytes: peakResidentBytes()))
-                return
-            case .error(let message):
-                throw ClusterError.coordinator(message)
-            case .configure, .assign, .directives, .request:
-                let message = envelope.message
-                let run = envelope.runID
-                compute.async { self.handle(message, runID: run) }
-            case .hello, .reply, .goodbye:
-                log("[worker] ignored a \(envelope.message.name) message")
+            events += posted.map { .computed($0) }
+            if let failed { events.append(.computeFailed(failed)) }
+            if let line = malformed.flush(now: clock.now) { log("[worker] \(line)") }
+            if let body = try transport.receive(timeout: .milliseconds(50)) {
+                do {
+                    events.append(.received(try WireCodec.decode(body)))
+                } catch {
+                    let wireError = error as? WireError ?? .invalidValue(context: "message", message: "\(error)")
+                    if case .unsupportedVersion = wireError {} else if let line = malformed.record("from the coordinator: \(error)", now: clock.now) {
+                        log("[worker] \(line)")
+                    }
+                    events.append(.undecodable(wireError))
+                }
             }
+            events.append(.tick(now: clock.now - origin))
         }
-    }
-
-    private func send(_ message: WireMessage) throws {
-        try transport.send(WireCodec.encode(WireEnvelope(runID: runID, message: message)))
     }
 
     private func post(_ message: WireMessage) {
@@ -128,26 +108,20 @@ public final class WorkerSession: @unchecked Sendable {
         lock.withLock { if failure == nil { failure = reason } }
     }
 
-    /// Runs on the compute queue.
-    private func handle(_ message: WireMessage, runID: UInt64) {
+    /// Runs on the compute queue; after the first failure every later job is skipped.
+    private func run(_ job: WorkerMachine.Job) {
+        guard lock.withLock({ failure == nil }) else { return }
         do {
-            switch message {
+            switch job {
             case .configure(let configuration):
                 try configure(configuration)
             case .assign(let assignments):
                 try assign(assignments)
-            case .directives(let first, let list):
+            case .apply(let directives):
                 guard let collector else { throw ClusterError.worker("directives before configure") }
-                guard first <= directivesApplied else {
-                    throw ClusterError.worker("directive \(first) arrived but only \(directivesApplied) were applied (lost message)")
-                }
-                let fresh = Array(list.dropFirst(directivesApplied - first))
-                try collector.apply(fresh)
-                directivesApplied += fresh.count
-            case .request(let step, let kind, let chunks, let directiveCount):
-                try answer(step: step, kind: kind, chunks: chunks, directiveCount: directiveCount)
-            default:
-                break
+                try collector.apply(directives)
+            case .answer(let step, let kind, let chunks):
+                try answer(step: step, kind: kind, chunks: chunks)
             }
         } catch {
             fail("\(error)")
@@ -159,7 +133,6 @@ public final class WorkerSession: @unchecked Sendable {
         configuration = c
         collector = try ChunkCollector(network: network, chunkSize: c.chunkSize,
                                        options: .init(threads: settings.threads, keepsAffineInputs: c.keepAffineInputs))
-        directivesApplied = 0
         log("[worker] configured: \(network.name), chunks of \(c.chunkSize), \(settings.threads) thread(s)")
     }
 
@@ -194,11 +167,8 @@ public final class WorkerSession: @unchecked Sendable {
         log("[worker] holds chunks \(collector.chunkIndices.map(String.init).joined(separator: ","))")
     }
 
-    private func answer(step: Int, kind: StatisticsKind, chunks: [Int], directiveCount: Int) throws {
+    private func answer(step: Int, kind: StatisticsKind, chunks: [Int]) throws {
         guard let collector, let c = configuration else { throw ClusterError.worker("request before configure") }
-        guard directiveCount == directivesApplied else {
-            throw ClusterError.worker("request for step \(step) expects \(directiveCount) directives applied, have \(directivesApplied)")
-        }
         let only = Set(chunks)
         let start = ContinuousClock.now
         switch kind {
@@ -214,48 +184,8 @@ public final class WorkerSession: @unchecked Sendable {
         log("[worker] step \(step): \(chunks.count) chunk(s) in \(String(format: "%.2f", (ContinuousClock.now - start) / .seconds(1))) s")
     }
 
-    /// Test hook for in-process runs: after `count` replies the session stops answering
-    /// and `vanish` is called (e.g. to disconnect it from an in-process hub).
-    public func vanishAfterReplies(_ count: Int, _ vanish: @escaping @Sendable () -> Void) {
-        vanishHook = (count, vanish)
-    }
-    private var vanishHook: (Int, @Sendable () -> Void)?
-    private var vanished = false
-
+    /// One chunk's statistics, encoded and LZ4-compressed, for the I/O loop to send.
     private func reply(step: Int, chunk: Int, _ bytes: [UInt8]) throws {
-        if vanished { return }
-        if let (limit, vanish) = vanishHook, repliesSent >= limit {
-            vanished = true
-            vanish()
-            return
-        }
-        repliesSent += 1
         post(.reply(step: step, chunk: chunk, uncompressedBytes: bytes.count, payload: LZ4.compress(bytes)))
-    }
-}
-
-/// Errors of the cluster boundary; each names the worker, the coordinator or the step.
-public enum ClusterError: Error, Sendable, Equatable, CustomStringConvertible {
-    case worker(String)
-    case coordinator(String)
-    case rejected(String)
-    case coordinatorSilent(seconds: Double)
-    case allWorkersLost(step: Int)
-    case notEnoughWorkers(expected: Int, joined: Int, seconds: Double)
-    case badReply(worker: String, reason: String)
-    /// The coordinator was asked to stop (Ctrl-C: signal 2, SIGTERM: 15).
-    case interrupted(signal: Int32)
-
-    public var description: String {
-        switch self {
-        case .worker(let m): "worker: \(m)"
-        case .coordinator(let m): "coordinator reported: \(m)"
-        case .rejected(let m): "rejected by the coordinator: \(m)"
-        case .coordinatorSilent(let s): "the coordinator has been silent for \(Int(s)) s"
-        case .allWorkersLost(let step): "every worker stopped answering (step \(step)); nothing was written"
-        case .notEnoughWorkers(let expected, let joined, let s): "\(joined) of \(expected) worker(s) joined within \(Int(s)) s"
-        case .badReply(let worker, let reason): "worker \(worker) sent a bad reply: \(reason)"
-        case .interrupted(let signal): "interrupted by signal \(signal); nothing was written"
-        }
     }
 }

@@ -29,6 +29,23 @@ import MagicInitTransport
     }
 
     @Test func test_workerKilledWithSIGKILL_runCompletes_weightsBitwiseIdentical() async throws {
+        try await Self.runKilling(victims: 1, of: 2, afterSteps: 2)
+    }
+
+    /// Two of three worker processes SIGKILLed in the same instant (issue 19: the first loss
+    /// handed chunks to the second dead worker and the run hung for ever): both are lost and
+    /// the survivor computes every chunk, bitwise as undisturbed. After the victim's first
+    /// and third computed step: Algorithm 1's first layer, and a later one.
+    @Test(.timeLimit(.minutes(3)), arguments: [1, 3])
+    func test_twoWorkersKilledTogether_runCompletes_weightsBitwiseIdentical(afterSteps: Int) async throws {
+        try await Self.runKilling(victims: 2, of: 3, afterSteps: afterSteps)
+    }
+
+    /// Starts `count` worker processes; once the first has logged `afterSteps` computed
+    /// steps, the first `victims` of them are SIGKILLed together. The run must complete with
+    /// the weights of the undisturbed single-process run, and the coordinator must have
+    /// declared every victim lost.
+    static func runKilling(victims: Int, of count: Int, afterSteps: Int) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.workerExecutable.path), "mi-worker must be built next to the tests")
         let undisturbed = try await DeterminismTests.localRun()
 
@@ -43,30 +60,33 @@ import MagicInitTransport
         let source = try ClusterStatisticsSource(transport: router, network: BuiltinNetworks.small(), configuration: DeterminismTests.configuration(),
                                                  chunks: plan.assignments, runID: 99, settings: settings, log: { _ in })
 
-        // Worker 0 is killed right after it reports its second computed step.
-        let victim = LockedBox<Process?>(nil)
+        let targets = LockedBox<[Process]>([])
         let killed = LockedBox(false)
         let steps = LockedBox(0)
-        let first = try Self.startWorker(endpoint: router.endpoint, name: "victim") { line in
-            guard line.contains("] step ") else { return }
-            let n = steps.update { $0 += 1; return $0 }
-            if n == 2, let p = victim.value, !killed.value {
-                kill(p.processIdentifier, SIGKILL)
+        var processes: [Process] = []
+        for i in 0..<count {
+            let isFirst = i == 0
+            let process = try Self.startWorker(endpoint: router.endpoint, name: i < victims ? "victim-\(i)" : "survivor-\(i)") { line in
+                guard isFirst, line.contains("] step ") else { return }
+                let n = steps.update { $0 += 1; return $0 }
+                guard n == afterSteps, !killed.value else { return }
+                for p in targets.value { kill(p.processIdentifier, SIGKILL) }
                 killed.value = true
             }
+            processes.append(process)
         }
-        victim.value = first
-        let second = try Self.startWorker(endpoint: router.endpoint, name: "survivor") { _ in }
+        targets.value = Array(processes.prefix(victims))
         defer {
-            for p in [first, second] where p.isRunning { p.terminate() }
+            for p in processes where p.isRunning { p.terminate() }
         }
-        try await source.start(expectedWorkers: 2)
+        try await source.start(expectedWorkers: count)
         let (parameters, _) = try await Initializer(options: DeterminismTests.options).run(source, images: plan.loaded.count)
         await source.shutdown(reason: "test finished", wait: .seconds(2))
-        second.waitUntilExit()
+        for p in processes.dropFirst(victims) { p.waitUntilExit() }
 
-        #expect(killed.value, "the victim worker was never killed")
-        #expect(await !source.traffic.lostWorkers.isEmpty, "the coordinator did not notice the lost worker")
+        #expect(killed.value, "the victims were never killed")
+        let lost = await source.traffic.lostWorkers
+        #expect(lost.count == victims, "lost: \(lost)")
         #expect(DeterminismTests.differingKeys(undisturbed, parameters).isEmpty,
                 "parameters differ from the undisturbed run: \(DeterminismTests.differingKeys(undisturbed, parameters))")
     }
