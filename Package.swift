@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "MagicInitAlgorithms", targets: ["MagicInitAlgorithms"]),
         .library(name: "MagicInitCollector", targets: ["MagicInitCollector"]),
         .library(name: "MagicInitTransport", targets: ["MagicInitTransport"]),
+        .library(name: "MagicInitZeroMQ", targets: ["MagicInitZeroMQ"]),
+        .library(name: "MagicInitWire", targets: ["MagicInitWire"]),
         .library(name: "MagicInitCluster", targets: ["MagicInitCluster"]),
         .library(name: "MagicInitTestKit", targets: ["MagicInitTestKit"]),
         .executable(name: "mi-bench-engine", targets: ["mi-bench-engine"]),
@@ -49,15 +51,18 @@ let package = Package(
         .target(
             name: "MagicInitCollector",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms"]),
-        // Message transport (ZeroMQ ROUTER/DEALER, in-process hub) and the LZ4 block codec:
-        // the only module that imports libzmq.
-        .target(name: "MagicInitTransport", dependencies: ["CZMQ", "CLZ4"]),
-        // The wire protocol (cluster/PROTOCOL.md), the coordinator's statistics source and
-        // the worker session, over any transport.
+        // The transport protocols (ROUTER/DEALER semantics) and the in-process hub; no libzmq.
+        .target(name: "MagicInitTransport"),
+        // ZeroMQ ROUTER/DEALER sockets: the only module that imports libzmq.
+        .target(name: "MagicInitZeroMQ", dependencies: ["MagicInitTransport", "CZMQ"]),
+        // The wire protocol (cluster/PROTOCOL.md): messages, their codec, LZ4 block framing.
+        .target(name: "MagicInitWire", dependencies: ["MagicInitCore", "MagicInitStatistics", "MagicInitAlgorithms", "CLZ4"]),
+        // The coordinator and worker protocol state machines and their shells (the
+        // coordinator's statistics source, the worker session), over any transport.
         .target(
             name: "MagicInitCluster",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitStatistics", "MagicInitAlgorithms",
-                           "MagicInitCollector", "MagicInitImages", "MagicInitTransport", "MagicInitFormats"]),
+                           "MagicInitCollector", "MagicInitImages", "MagicInitTransport", "MagicInitWire", "MagicInitFormats"]),
         // JPEG/PNG decoding, resize + centre crop, mean/scale presets.
         .target(name: "MagicInitImages", dependencies: ["MagicInitCore", "CStb", "CTurboJPEG"]),
         // Caffe prototxt/caffemodel, ONNX and safetensors in and out (generated protobuf code
@@ -78,13 +83,13 @@ let package = Package(
             name: "mi-coordinator",
             dependencies: [
                 "MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitEngine", "MagicInitFormats", "MagicInitImages",
-                "MagicInitSamples", "MagicInitCluster", "MagicInitStatistics", "MagicInitTransport",
+                "MagicInitSamples", "MagicInitCluster", "MagicInitStatistics", "MagicInitTransport", "MagicInitWire", "MagicInitZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
             name: "mi-worker",
             dependencies: [
-                "CProcess", "MagicInitCluster", "MagicInitEngine", "MagicInitTransport",
+                "CProcess", "MagicInitCluster", "MagicInitEngine", "MagicInitTransport", "MagicInitZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -107,11 +112,11 @@ let package = Package(
             name: "MagicInitEngineTests",
             dependencies: ["MagicInitCore", "MagicInitEngine", "MagicInitReference"]),
         .testTarget(name: "MagicInitReferenceTests", dependencies: ["MagicInitCore", "MagicInitReference"]),
-        .testTarget(name: "MagicInitTransportTests", dependencies: ["MagicInitTransport"]),
+        .testTarget(name: "MagicInitTransportTests", dependencies: ["MagicInitTransport", "MagicInitZeroMQ", "MagicInitWire"]),
         .testTarget(
             name: "MagicInitClusterTests",
             dependencies: ["MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitCluster",
-                           "MagicInitTransport", "MagicInitImages", "MagicInitSamples", "MagicInitFormats"]),
+                           "MagicInitTransport", "MagicInitWire", "MagicInitZeroMQ", "MagicInitImages", "MagicInitSamples", "MagicInitFormats"]),
         .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
         .testTarget(
             name: "MagicInitImagesTests",

@@ -4,6 +4,7 @@ import MagicInitCollector
 import MagicInitCore
 import MagicInitStatistics
 import MagicInitTransport
+import MagicInitWire
 
 /// The coordinator side of the protocol (cluster/PROTOCOL.md): a ``StatisticsSource`` whose
 /// statistics come from workers. The protocol itself — membership, liveness, dealing,

@@ -1,5 +1,6 @@
 import MagicInitAlgorithms
 import MagicInitTransport
+import MagicInitWire
 
 /// The coordinator's side of the protocol (cluster/PROTOCOL.md, "Session") as a pure state
 /// machine: membership, liveness, dealing chunks, reassigning them, exactly-once collection

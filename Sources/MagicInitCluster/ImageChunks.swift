@@ -2,6 +2,7 @@ import Dispatch
 import MagicInitCollector
 import MagicInitCore
 import MagicInitImages
+import MagicInitWire
 import Synchronization
 
 /// Cuts the sample images into chunks (fixed size, numbered in image order, independent

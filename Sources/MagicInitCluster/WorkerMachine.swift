@@ -1,4 +1,5 @@
 import MagicInitAlgorithms
+import MagicInitWire
 
 /// The worker's side of the protocol (cluster/PROTOCOL.md, "Session") as a pure state
 /// machine: hello, the run id from `welcome`, heartbeats, the coordinator's liveness, and the

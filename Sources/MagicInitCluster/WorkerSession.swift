@@ -6,6 +6,7 @@ import MagicInitEngine
 import MagicInitImages
 import MagicInitStatistics
 import MagicInitTransport
+import MagicInitWire
 
 /// The worker side of the protocol (cluster/PROTOCOL.md): the shell of the pure
 /// ``WorkerMachine``. It owns the transport, the codec, LZ4 and the clock, and runs the

@@ -4,8 +4,9 @@
 //
 // One message is one body: a byte array of at most `TransportOptions.maxMessageBytes` bytes.
 // Messages between one dealer and the router arrive in the order they were sent, in each
-// direction; there is no order across peers. Implementations: ``ZMQRouter``/``ZMQDealer``
-// (tcp://, ipc://) and ``InProcessHub`` (tests).
+// direction; there is no order across peers. Implementations: ``InProcessHub`` (tests, this
+// module) and `ZMQRouter`/`ZMQDealer` (tcp://, ipc://; module MagicInitZeroMQ, the only one
+// that imports libzmq).
 //
 // Threads: every call blocks its caller. The implementations serialise calls with a lock, so a
 // `receive(timeout:)` in progress delays a `send` from another thread until it returns; keep

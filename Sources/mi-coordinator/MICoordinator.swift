@@ -9,6 +9,8 @@ import MagicInitFormats
 import MagicInitImages
 import MagicInitSamples
 import MagicInitTransport
+import MagicInitWire
+import MagicInitZeroMQ
 
 /// `mi-coordinator`: initialises a CNN from data (Krähenbühl et al. 2016) and writes the
 /// weights and a report.

@@ -3,6 +3,7 @@ import MagicInitCluster
 import MagicInitCore
 import MagicInitFormats
 import MagicInitImages
+import MagicInitWire
 
 /// The network of a run — built-in, a Caffe prototxt, or an ONNX file — with what it
 /// brings along (ONNX weights, a Caffe data layer's preprocessing), and how weights go back

@@ -4,6 +4,7 @@ import Foundation
 import MagicInitCluster
 import MagicInitEngine
 import MagicInitTransport
+import MagicInitZeroMQ
 
 /// `mi-worker`: connects to a coordinator, receives the network, its chunks of images and
 /// weight directives, and returns LZ4-compressed partial statistics per chunk.

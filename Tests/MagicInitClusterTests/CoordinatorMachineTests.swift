@@ -2,6 +2,7 @@ import Testing
 import MagicInitAlgorithms
 import MagicInitCluster
 import MagicInitTransport
+import MagicInitWire
 
 /// The coordinator's protocol machine driven by scripted events: no sockets, no threads, no
 /// sleeping. Partial statistics are plain strings here (the machine only keeps and orders them).

@@ -7,6 +7,7 @@ import MagicInitCore
 import MagicInitImages
 import MagicInitSamples
 import MagicInitTransport
+import MagicInitWire
 
 /// The same run over the in-process transport with 1, 2 and 3 workers, against the
 /// single-process result: the weights must be bitwise identical (docs/DESIGN.md §3).

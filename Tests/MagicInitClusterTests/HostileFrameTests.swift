@@ -5,6 +5,7 @@ import MagicInitAlgorithms
 import MagicInitCore
 import MagicInitStatistics
 import MagicInitTransport
+@testable import MagicInitWire
 
 /// Frames an attacker or a broken peer might send (issue 19, part 2): each is refused with
 /// a reason, never a trap, never an allocation the frame does not pay for, and a flood of

@@ -4,6 +4,7 @@ import MagicInitAlgorithms
 import MagicInitCluster
 import MagicInitCore
 import MagicInitTransport
+import MagicInitZeroMQ
 
 /// Real `mi-worker` processes over ZeroMQ (ipc://): one is killed with SIGKILL mid-run; the
 /// run completes and the weights are bitwise identical to an undisturbed run.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MagicInitCluster
+@testable import MagicInitWire
 
 /// cluster/PROTOCOL.md matches the code: its example bytes decode to the messages they are
 /// said to be (and those encode back to the same bytes), its version is this build's, and

@@ -3,6 +3,7 @@ import Testing
 @testable import MagicInitCluster
 import MagicInitCore
 import MagicInitTransport
+@testable import MagicInitWire
 
 /// A peer speaking another protocol version is told so with a `reject` naming both
 /// versions (cluster/PROTOCOL.md, "Session" 1), on both sides; it is never just dropped.

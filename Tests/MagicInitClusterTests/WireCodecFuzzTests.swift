@@ -5,6 +5,7 @@ import MagicInitAlgorithms
 import MagicInitCore
 import MagicInitStatistics
 import MagicInitTransport
+@testable import MagicInitWire
 
 /// A seeded fuzzer of the decoders a peer's bytes reach (issue 19, part 2; decoder level —
 /// the cluster-level fuzzer comes with the coordinator's state machine): 120,000 frames,

@@ -3,6 +3,7 @@ import Testing
 import MagicInitAlgorithms
 @testable import MagicInitCluster
 import MagicInitCore
+@testable import MagicInitWire
 
 /// The wire codec round-trips every message and rejects malformed ones with a reason.
 @Suite struct WireCodecTests {

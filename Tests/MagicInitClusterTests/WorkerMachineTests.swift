@@ -1,6 +1,7 @@
 import Testing
 import MagicInitAlgorithms
 import MagicInitCluster
+import MagicInitWire
 
 /// The worker's protocol machine driven by scripted events: no sockets, no threads, no sleeping.
 @Suite struct WorkerMachineTests {

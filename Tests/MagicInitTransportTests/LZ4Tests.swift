@@ -1,5 +1,6 @@
 import Foundation
 import MagicInitTransport
+import MagicInitWire
 import Testing
 
 @Suite struct LZ4Tests {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import MagicInitTransport
+@testable import MagicInitZeroMQ
 import Testing
 
 /// ZeroMQ ROUTER/DEALER over loopback tcp and ipc. Serialised: the throughput figures mean

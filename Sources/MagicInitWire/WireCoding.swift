@@ -130,7 +130,7 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// The `reject` reason sent to a peer of another protocol version: both versions, from
     /// the coordinator's side (`got` is the peer's).
-    var rejectReason: String {
+    public var rejectReason: String {
         guard case .unsupportedVersion(let got, let expected) = self else { return description }
         return "protocol version mismatch: this worker speaks version \(got), the coordinator version \(expected); run the same MagicInit build on both"
     }

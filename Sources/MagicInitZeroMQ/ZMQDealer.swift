@@ -1,5 +1,6 @@
 import CZMQ
 import Foundation
+import MagicInitTransport
 
 /// A worker's socket: a ZeroMQ DEALER connected to the coordinator's ROUTER. Sends one frame
 /// per message (no empty delimiter). libzmq reconnects by itself after a lost connection,

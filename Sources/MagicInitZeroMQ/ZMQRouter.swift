@@ -1,5 +1,6 @@
 import CZMQ
 import Foundation
+import MagicInitTransport
 
 /// The coordinator's socket: a ZeroMQ ROUTER bound to a tcp:// or ipc:// endpoint, with
 /// `ZMQ_ROUTER_MANDATORY` (a send to an unknown peer throws instead of vanishing) and

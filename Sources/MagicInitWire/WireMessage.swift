@@ -1,7 +1,5 @@
-import Foundation
 import MagicInitAlgorithms
 import MagicInitCore
-import MagicInitFormats
 
 /// The protocol version this build speaks, carried in every message's header; a peer
 /// with another version is answered with `reject` naming both versions (a `reject` is the
@@ -21,21 +19,6 @@ public struct RunConfiguration: Sendable, Equatable {
         case caffePrototxt(text: String)
         /// An ONNX model file (its bytes; the weights in it are not used by workers).
         case onnx(bytes: [UInt8])
-
-        /// The network this model describes.
-        /// - Throws: the format's error naming the layer or node, or ``ClusterError/worker(_:)``
-        ///   for an unknown built-in name.
-        public func network() throws -> Network {
-            switch self {
-            case .builtin(let name):
-                guard let network = BuiltinNetworks.network(named: name) else { throw ClusterError.worker("unknown built-in network '\(name)'") }
-                return network
-            case .caffePrototxt(let text):
-                return try Caffe.parsePrototxt(text, file: "<prototxt from the coordinator>").network
-            case .onnx(let bytes):
-                return try ONNXModel(serializedData: Data(bytes), file: "<onnx from the coordinator>").network
-            }
-        }
     }
     public var model: Model
     public var chunkSize: Int

@@ -1,4 +1,5 @@
 import CZMQ
+import MagicInitTransport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+import MagicInitTransport
+
 /// A ZeroMQ endpoint as far as this module needs to understand it: the scheme, and for tcp://
 /// the host, to keep binds on loopback unless the caller asks otherwise (docs/DESIGN.md §3,
 /// "Security": bind to loopback by default).
