@@ -7,7 +7,8 @@ enum ChunkScheduler {
     /// `body(chunk, engine)` for every chunk of `list`, the engines working in parallel
     /// (each on one chunk at a time, chunks taken in list order); results in list order.
     /// `chunkDone` is called once per chunk as it finishes, one call at a time. The first
-    /// error thrown stops the remaining chunks and is rethrown.
+    /// error thrown stops the remaining chunks and is rethrown; so does a cancellation
+    /// (``Engine/Options/cancellation``), checked before each chunk as before each primitive.
     ///
     /// A chunk's result depends only on the chunk and the engine's state as `body` leaves
     /// it, never on which engine or thread ran it (the engines are built alike).
@@ -15,6 +16,7 @@ enum ChunkScheduler {
                            _ body: (Chunk, Engine) throws -> T) throws -> [T] {
         if engines.count == 1 || list.count <= 1 {
             return try list.map { chunk in
+                try engines[0].options.cancellation.check()
                 let result = try body(chunk, engines[0])
                 chunkDone(chunk)
                 return result
@@ -35,6 +37,7 @@ enum ChunkScheduler {
                 }
                 guard let index else { return }
                 do {
+                    try engines[lane].options.cancellation.check()
                     output[index] = try body(list[index], engines[lane])
                     shared.withLock { _ in chunkDone(list[index]) }
                 } catch {

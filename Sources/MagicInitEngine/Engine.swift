@@ -37,6 +37,9 @@ public final class Engine {
         /// where an AVX-512 Xeon keeps the inner products' plain); this pins it. Two engines
         /// built with the same set compute bit for bit alike.
         public var plainWeights: Set<String>
+        /// Checked before every primitive: once cancelled, passes throw `CancellationError`
+        /// (a signal stops a pass within one primitive). Default: ``Cancellation/process``.
+        public var cancellation: Cancellation = .process
 
         public init(threads: Int? = nil, convolutionAlgorithm: ConvolutionAlgorithm = .direct, gradientToInputs: Bool = false,
                     prefault: Bool = true, inPlaceActivations: Bool = false, plainWeights: Set<String> = []) {
@@ -89,7 +92,8 @@ public final class Engine {
         timings = graph.nodes.map { LayerTiming(layer: $0.name, type: $0.kind.caffeType) }
     }
 
-    private func timed(_ index: Int, forward: Bool, _ body: () throws -> Void) rethrows {
+    private func timed(_ index: Int, forward: Bool, _ body: () throws -> Void) throws {
+        try options.cancellation.check()
         guard profiling else { return try body() }
         if timings.isEmpty { resetTimings() }
         let start = ContinuousClock.now

@@ -91,6 +91,25 @@ struct MICoordinator: AsyncParsableCommand {
     @OptionGroup(title: "Algorithm options")
     var algorithm: AlgorithmOptions
 
+    /// The signal handlers of the whole process (see ``Interrupts``).
+    static let interrupts = Interrupts()
+
+    /// ArgumentParser's entry point, with two additions: the signal handlers are installed
+    /// before anything else; and a run the signal handler cancelled
+    /// (``Interrupts``) ends in `CancellationError` from wherever it was computing; that is
+    /// exit status 128 + the signal, already announced, not an error to print.
+    static func main() async {
+        _ = interrupts
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand { try await command.run() } else { try command.run() }
+        } catch is CancellationError {
+            exit(withError: Interrupts.exitCode(for: CancellationError()))
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     func validate() throws {
         if model == nil {
             guard BuiltinNetworks.network(named: network) != nil else {
@@ -128,10 +147,9 @@ struct MICoordinator: AsyncParsableCommand {
 
     func run() async throws {
         ProcessTuning.keepFreedMemory()
-        let interrupts = Interrupts()
-        // Its handlers must outlive every step below, the last print included (released
-        // early, a signal at the very end was ignored and the exit was 0).
-        defer { withExtendedLifetime(interrupts) {} }
+        // Installed first thing in `main()` and never released: a signal at the very end,
+        // or while the arguments are parsed, is handled too.
+        let interrupts = MICoordinator.interrupts
         let clock = ContinuousClock()
         let started = clock.now
         let input = try ModelInput.load(builtin: network, model: model)
@@ -259,6 +277,10 @@ struct MICoordinator: AsyncParsableCommand {
                 let cores = threads ?? ProcessInfo.processInfo.activeProcessorCount
                 localWorkers = try LocalWorkers(count: local, endpoint: router.endpoint, threads: max(1, cores / local),
                                                 socketDirectory: socketDirectory)
+                // Stopping the local workers also removes their socket folder: also when a
+                // signal ends the process at once, which skips the `defer` below.
+                let started = localWorkers
+                interrupts.atExit { started?.stop(grace: .milliseconds(200)) }
             }
             do {
                 try await source.start(expectedWorkers: count)
@@ -274,11 +296,6 @@ struct MICoordinator: AsyncParsableCommand {
                                                    seed: options.seed, threads: threads, keepAffineInputs: options.keepsAffineInputs,
                                                    progress: { progressLine.update($0) })
         }
-        // Stopping the local workers also removes their socket folder. The same when a
-        // signal ends the process at once (between the workers' last request and the write,
-        // or while loading weights), which skips this `defer`.
-        let stopLocal = localWorkers
-        interrupts.atExit { stopLocal?.stop(grace: .milliseconds(500)) }
         defer { localWorkers?.stop(grace: .seconds(3)) }
         if options.mode == .betweenLayer || options.mode == .pretrainedBoth, let start = try input.startingWeights(weights) {
             let source = weights ?? model ?? "the model"
