@@ -46,7 +46,7 @@ let package = Package(
         // Mergeable moments (Chan et al.), square sums, covariance, and their binary codec.
         .target(name: "MagicInitStatistics", dependencies: ["MagicInitCore"]),
         // Algorithms 1 and 2 and the Figure-1 measurements: a driver over merged statistics.
-        .target(name: "MagicInitAlgorithms", dependencies: ["MagicInitCore", "MagicInitStatistics"]),
+        .target(name: "MagicInitAlgorithms", dependencies: ["MagicInitCore", "MagicInitStatistics", "CLapacke"]),
         // Per-chunk statistics on the engine (shared by the local source and the workers).
         .target(
             name: "MagicInitCollector",

@@ -85,27 +85,48 @@ public struct ChangeRateModel: Sendable {
 
     /// Result of ``solve(from:damping:tolerance:maxSteps:)``.
     public struct Solution: Sendable {
+        /// The factors of the smallest spread the model reached (tied).
         public var factors: [Double]
+        /// Damped steps taken on the model.
         public var steps: Int
         public var converged: Bool
+        /// The model's rates for ``factors``.
         public var rates: [Double]
     }
 
     /// Iterates Algorithm 2's damped correction `R_k *= (C_k / C̄)^(α/2)` on the model until
-    /// every `|C_k / C̄ − 1| ≤ tolerance` or `maxSteps` steps.
-    /// - Throws: ``AlgorithmError/vanishingChangeRate(layer:)`` when a layer's rate is 0 or not finite.
+    /// every `|C_k / C̄ − 1| ≤ tolerance` or `maxSteps` steps. Returns the factors of the
+    /// smallest spread seen (the start included), so a model that oscillates or runs off
+    /// never returns worse factors than it was given. Where residual sums tie factors
+    /// (``ChannelScales/hasTies``) the per-layer step has no balanced fixed point in general
+    /// (a tied class gets opposite corrections from its members), so the model is solved by
+    /// least squares instead (``solveTied(from:tolerance:maxSteps:)``).
+    /// - Throws: ``AlgorithmError/vanishingChangeRate(layer:)`` when a layer's rate at the
+    ///   start is 0 or not finite.
     public func solve(from start: [Double], damping: Double, tolerance: Double, maxSteps: Int) throws -> Solution {
+        if scales.hasTies { return try solveTied(from: start, tolerance: tolerance, maxSteps: maxSteps) }
         var factors = start
         var steps = 0
+        var best: Solution?
+        var bestSpread = Double.infinity
         while true {
             let c = rates(factors: factors)
             if let bad = c.firstIndex(where: { !($0 > 0) || !$0.isFinite }) {
+                // The model ran off (factors so far apart that a rate under- or overflows):
+                // the best factors so far stand.
+                if let best { return best }
                 throw AlgorithmError.vanishingChangeRate(layer: measurement.layers[bad].layer)
             }
             let mean = ChangeRateModel.geometricMean(c)
             let converged = c.allSatisfy { abs($0 / mean - 1) <= tolerance }
+            let spread = (c.max() ?? 1) / (c.min() ?? 1)
+            if spread < bestSpread || converged {
+                bestSpread = spread
+                best = Solution(factors: factors, steps: steps, converged: converged, rates: c)
+            }
             if converged || steps >= maxSteps {
-                return Solution(factors: factors, steps: steps, converged: converged, rates: c)
+                best!.steps = steps
+                return best!
             }
             for k in factors.indices { factors[k] *= pow(c[k] / mean, damping / 2) }
             steps += 1
@@ -133,6 +154,7 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
     case badDirective(layer: String, reason: String)
     case missingStatistics(chunks: Range<Int>)
     case tooFewImages(layer: String, images: Int)
+    case diverged(reason: String)
 
     public var description: String {
         switch self {
@@ -144,6 +166,7 @@ public enum AlgorithmError: Error, Sendable, Equatable, CustomStringConvertible 
         case .badDirective(let layer, let reason): "layer '\(layer)': \(reason)"
         case .tooFewImages(let layer, let images):
             "layer '\(layer)' has one value per image and channel, so its channel statistics need at least 2 images (got \(images)); give more images"
+        case .diverged(let reason): "Algorithm 2 diverged: \(reason)"
         case .missingStatistics(let chunks): "the statistics source returned nothing for chunks \(chunks.lowerBound)…\(chunks.upperBound - 1)"
         }
     }

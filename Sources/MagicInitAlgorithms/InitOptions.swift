@@ -54,11 +54,12 @@ public struct InitOptions: Sendable, Hashable, Codable {
     /// Converged when every layer's rate is within this relative distance of the
     /// geometric mean (`|C_k / C̄ − 1| ≤ tolerance`).
     public var tolerance: Double = 0.01
-    /// Measurement passes (forward + backward over all images) of Algorithm 2 at most.
+    /// Measurement passes (forward + backward) of Algorithm 2 at most, the first one and the
+    /// verification pass included (`--iterations`).
     public var maxIterations: Int = 10
     /// Damped correction steps taken on the closed-form model between two measurement
     /// passes, at most (1 reproduces the paper's plain iteration; the model is exact for
-    /// homogeneous networks, so many cheap steps replace many passes there).
+    /// homogeneous networks, so many cheap steps replace many passes there; `--model-steps`).
     public var modelStepsPerPass: Int = 1000
     /// Draw new top gradients η for every measurement pass (the reference code's habit).
     /// Off by default: every pass reuses each image's η, so passes differ only by the

@@ -11,19 +11,24 @@ extension InitReport {
             return String(repeating: " ", count: max(0, width - text.count)) + text
         }
         func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+        // Names are never cut: each column is as wide as its widest entry, plus two spaces.
+        let nameColumn = TextColumn(header: "layer", entries: layers.map(\.name))
+        let typeColumn = TextColumn(header: "type", entries: layers.map(\.type))
+        func name(_ s: String) -> String { nameColumn.pad(s) + "  " }
+        func type(_ s: String) -> String { typeColumn.pad(s) + "  " }
         lines.append("\(network): \(images) images in chunks of \(chunkSize), mode \(options.mode.rawValue), β = \(options.bias)")
         // The change rate by both measures (§3.2): eq. (4) and the weight gradient SGD sees;
         // the one Algorithm 2 balanced is marked *.
         let balanced = algorithm2.flatMap { InitOptions.RateMeasure(rawValue: $0.rateMeasure) } ?? options.rateMeasure
         func mark(_ measure: InitOptions.RateMeasure) -> String { measure == balanced ? "*" : " " }
-        lines.append(pad("layer", 12) + pad("type", 14) + "   ch  " + " σ before(min…max)    dead" + "   factor R"
+        lines.append(name("layer") + type("type") + "   ch  " + " σ before(min…max)    dead" + "   factor R"
                      + "   eq4 before" + "  eq4 after" + mark(.equation4) + "  wgrad before" + " wgrad after" + mark(.weightGradient)
                      + "  CV(C) after" + " CV(σ) after")
         let before = Dictionary(uniqueKeysWithValues: (figure1Before ?? []).map { ($0.layer, $0) })
         let after = Dictionary(uniqueKeysWithValues: (figure1After ?? []).map { ($0.layer, $0) })
         for layer in layers {
             let sigma = layer.before.map { f($0.stdMin, 9) + "…" + f($0.stdMax, 9).trimmingCharacters(in: .whitespaces) } ?? "        –"
-            lines.append(pad(layer.name, 12) + pad(layer.type, 14) + String(format: "%5d  ", layer.channels)
+            lines.append(name(layer.name) + type(layer.type) + String(format: "%5d  ", layer.channels)
                          + pad(sigma, 20) + String(format: "%6d ", layer.deadChannels.count)
                          + f(layer.betweenLayerFactor, 11)
                          + f(before[layer.name]?.equation4Rate, 13) + f(after[layer.name]?.equation4Rate, 11) + " "
@@ -40,8 +45,12 @@ extension InitReport {
                          }.joined(separator: ", "))
             lines.append("Algorithm 2 (\(a.rateMeasure)): \(a.passes) measurement pass(es), \(a.modelSteps) model steps, "
                          + "rates span ×\(String(format: "%.3g", a.rateSpreadBefore)) → ×\(String(format: "%.4f", a.rateSpreadAfter))"
-                         + (a.converged ? " (converged)" : " (not converged)")
+                         + (a.converged ? " (converged" : " (NOT converged") + (a.tolerance.map { ": every layer within \($0) of the geometric mean" + (a.converged ? "" : " is not met") } ?? "") + ")"
                          + (a.homogeneous ? "" : "; not homogeneous: \(a.nonHomogeneousLayers.joined(separator: ", ")) (re-measured each pass)"))
+            if let spreads = a.spreadPerPass, spreads.count > 1 {
+                lines.append("Algorithm 2 spread after each pass: " + spreads.map { "×" + String(format: "%.4g", $0) }.joined(separator: ", ")
+                             + ((a.backtracks ?? 0) > 0 ? "; \(a.backtracks!) step(s) taken back (the spread did not go down), the best measured iterate kept" : ""))
+            }
             if let v = a.verification {
                 lines.append("Algorithm 2 verification pass (\(v.images) image(s), real forward + backward): measured change rates within "
                              + String(format: "%.2g", v.maxRateDeviation) + " of the closed form"

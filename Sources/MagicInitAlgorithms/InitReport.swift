@@ -43,6 +43,13 @@ public struct InitReport: Sendable, Codable {
         /// The check of the closed form on a real pass (homogeneous networks), if one ran.
         public var verification: Verification?
         public var seconds: Double
+        /// The tolerance `converged` was judged by: every `|C_k / C̄ − 1| ≤ tolerance`.
+        public var tolerance: Double?
+        /// Largest / smallest rate after every pass: pass 1, then the verification pass or
+        /// each measurement pass (a step taken back still has its entry).
+        public var spreadPerPass: [Double]?
+        /// Steps taken back because the measured spread did not go down.
+        public var backtracks: Int?
     }
 
     /// Largest / smallest layer change rate by one measure (`nil` where the pass did not

@@ -16,8 +16,11 @@ struct AlgorithmOptions: ParsableArguments {
     @Option(help: "Algorithm 2 stops when every layer's change rate is within this fraction of the geometric mean.")
     var tolerance = 0.01
 
-    @Option(help: "Algorithm 2's measurement passes (forward + backward over all images) at most.")
-    var iterations = 10
+    @Option(help: "Algorithm 2's measurement passes (forward + backward) at most, the first one and the verification pass included.")
+    var iterations = InitOptions().maxIterations
+
+    @Option(help: "Damped correction steps Algorithm 2 takes on its closed-form model of the change rates per measurement pass, at most (1: the paper's plain iteration).")
+    var modelSteps = InitOptions().modelStepsPerPass
 
     @Option(help: "Change rate Algorithm 2 balances: weight-gradient (what SGD sees: sqrt(mean((∂ℓ/∂W)²) / mean(W²)), the reference code's) or eq4 (the paper's eq. 4, a faster approximation that ignores the spatial correlation of activations and errors). The report shows both.")
     var rateMeasure: InitOptions.RateMeasure = InitOptions().rateMeasure
@@ -35,6 +38,7 @@ struct AlgorithmOptions: ParsableArguments {
         guard damping > 0 && damping <= 2 else { throw ValidationError("--damping must be in (0, 2], got \(damping)") }
         guard tolerance > 0 else { throw ValidationError("--tolerance must be positive, got \(tolerance)") }
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
+        guard modelSteps >= 1 else { throw ValidationError("--model-steps must be at least 1, got \(modelSteps)") }
         guard bias.isFinite else { throw ValidationError("--bias must be a finite number") }
         guard deadChannelRetries >= 0 else { throw ValidationError("--dead-channel-retries must be ≥ 0") }
         guard verificationImages >= 0 else { throw ValidationError("--verification-images must be ≥ 0 (0: every image)") }
@@ -47,6 +51,7 @@ struct AlgorithmOptions: ParsableArguments {
         o.damping = damping
         o.tolerance = tolerance
         o.maxIterations = iterations
+        o.modelStepsPerPass = modelSteps
         o.rateMeasure = rateMeasure
         o.seed = seed
         o.deadChannelRetries = deadChannelRetries

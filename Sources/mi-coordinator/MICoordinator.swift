@@ -26,6 +26,11 @@ struct MICoordinator: AsyncParsableCommand {
             Examples:
               mi-coordinator --network vgg16 --images ~/photos --output vgg16.safetensors
               mi-coordinator --mode between-layer --weights pretrained.safetensors
+
+            Exit status: 0 done; 1 an error (nothing written; Algorithm 2 diverging is one); \
+            3 Algorithm 2 did not reach --tolerance (nothing written, unless --allow-unconverged); \
+            4 --verify found a tolerance broken (the files are written); 64 bad arguments; \
+            128 + N stopped by signal N.
             """)
 
     @Option(help: "Built-in network: \(BuiltinNetworks.names.joined(separator: ", ")).")
@@ -84,6 +89,9 @@ struct MICoordinator: AsyncParsableCommand {
 
     @Flag(help: "After writing, reload the weights from the file and measure every channel of every affine layer on the images with a fresh forward pass: mean β and std 1 after Algorithm 1; mean/std = β and equal stds within each layer after both (exact for ReLU/pooling networks, approximate across LRN, sigmoid or tanh).")
     var verify = false
+
+    @Flag(help: "When Algorithm 2 ends with change rates further apart than --tolerance, still write its best measured iterate (the exit status stays 3). Without it nothing is written.")
+    var allowUnconverged = false
 
     @Option(help: "After the run, measure the weights on these other images (a folder, a glob, or a list file, like --images): per layer the channel mean/std, the spread of channel stds and the change rate by both measures, printed beside the same figures on the initialisation images and stored in the report (\"heldOut\").")
     var verifyImages: String?
@@ -297,7 +305,9 @@ struct MICoordinator: AsyncParsableCommand {
                                                    progress: { progressLine.update($0) })
         }
         defer { localWorkers?.stop(grace: .seconds(3)) }
+        var startingWeights: ParameterSet?
         if options.mode == .betweenLayer || options.mode == .pretrainedBoth, let start = try input.startingWeights(weights) {
+            startingWeights = start
             let source = weights ?? model ?? "the model"
             let expected = Dictionary(uniqueKeysWithValues: statistics.graph.parameters.map { ($0.key, $0.shape) })
             let missing = expected.keys.filter { start[$0] == nil }.sorted()
@@ -328,6 +338,17 @@ struct MICoordinator: AsyncParsableCommand {
         }
         progressLine.finish()
         var (parameters, result) = outcome
+        // Honest results: a run that did not reach its tolerance says so and exits 3.
+        let unconverged = result.algorithm2.flatMap { a in
+            a.converged ? nil : "Algorithm 2 did not converge: change rates span ×\(String(format: "%.4g", a.rateSpreadAfter)) after \(a.passes) pass(es) "
+                + "(from ×\(String(format: "%.4g", a.rateSpreadBefore))), not every layer within \(options.tolerance) of the geometric mean"
+        }
+        if let unconverged, !allowUnconverged {
+            print(result.table())
+            _ = await cluster?.shutdown(reason: "Algorithm 2 did not converge")
+            log("Error: \(unconverged); nothing was written (--allow-unconverged writes the best iterate; more --iterations or a larger --tolerance may help)")
+            throw ExitCode(3)
+        }
         result.phaseSeconds["load images"] = loadSeconds
         var summary: [String] = []
         if let cluster {
@@ -376,8 +397,16 @@ struct MICoordinator: AsyncParsableCommand {
         // Shown now, not after a `--verify` pass, when the output is a pipe or a file.
         fflush(nil)
         if verify {
-            try Verification.run(network: net, parameters: input.readBack(outputPath), images: plan.tensor, chunkSize: chunkSize,
-                                 beta: options.bias, mode: options.mode)
+            let passed = try await Verification.run(network: net, parameters: input.readBack(outputPath), startingWeights: startingWeights,
+                                                    images: plan.tensor, settings: .init(chunkSize: chunkSize, options: options, threads: threads))
+            if !passed {
+                log("Error: --verify: a tolerance is broken (see above); the files are written")
+                throw ExitCode(4)
+            }
+        }
+        if let unconverged {
+            log("Error: \(unconverged); the best measured iterate was written (--allow-unconverged)")
+            throw ExitCode(3)
         }
     }
 }
