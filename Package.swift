@@ -43,8 +43,9 @@ let package = Package(
         .target(name: "MagicInitEngine", dependencies: ["MagicInitCore", "CDNNL"]),
         // A naive Float64 implementation of every layer: the independent reference.
         .target(name: "MagicInitReference", dependencies: ["MagicInitCore"]),
-        // Mergeable moments (Chan et al.), square sums, covariance, and their binary codec.
-        .target(name: "MagicInitStatistics", dependencies: ["MagicInitCore"]),
+        // Mergeable moments (Chan et al.), square sums, covariance, and their binary codec;
+        // the §3.3 patch whitening (LAPACKE dsyevd), PCA / ZCA and spherical k-means.
+        .target(name: "MagicInitStatistics", dependencies: ["MagicInitCore", "CLapacke"]),
         // Algorithms 1 and 2 and the Figure-1 measurements: a driver over merged statistics.
         .target(name: "MagicInitAlgorithms", dependencies: ["MagicInitCore", "MagicInitStatistics", "CLapacke"]),
         // Per-chunk statistics on the engine (shared by the local source and the workers).
@@ -117,7 +118,9 @@ let package = Package(
             name: "MagicInitClusterTests",
             dependencies: ["MagicInitCore", "MagicInitAlgorithms", "MagicInitCollector", "MagicInitCluster",
                            "MagicInitTransport", "MagicInitWire", "MagicInitZeroMQ", "MagicInitImages", "MagicInitSamples", "MagicInitFormats"]),
-        .testTarget(name: "MagicInitStatisticsTests", dependencies: ["MagicInitStatistics", "MagicInitCore"]),
+        .testTarget(
+            name: "MagicInitStatisticsTests",
+            dependencies: ["MagicInitStatistics", "MagicInitCore", "MagicInitReference", "MagicInitTestKit"]),
         .testTarget(
             name: "MagicInitImagesTests",
             dependencies: ["MagicInitImages"],
