@@ -174,11 +174,12 @@ def refuse_reserved_options(options: dict) -> None:
 
 def option_arguments(coordinator: str, options: dict, *, mode: str, init: str) -> list[str]:
     """The `mi-coordinator` arguments for `mode`, `init` and `**options`, checked against
-    the options the program itself lists (names, choices, flags).
+    the options the program itself lists (names, choices, flags). `options` have passed
+    ``refuse_reserved_options`` (``initialize`` calls it before looking for the program).
 
     Raises:
-        MagicInitError: an unknown option, a value outside an option's choices, a managed
-            option, or an `init` this program cannot do.
+        MagicInitError: an unknown option, a value outside an option's choices, or an
+            `init` this program cannot do.
     """
     offered = coordinator_options(coordinator)
 
@@ -195,7 +196,6 @@ def option_arguments(coordinator: str, options: dict, *, mode: str, init: str) -
     elif init != "gaussian":
         raise MagicInitError(f"init={init!r}: this mi-coordinator ({coordinator}) has no --init option yet; "
                              f"its starting weights are Gaussian (init='gaussian')")
-    refuse_reserved_options(options)
     for key, value in options.items():
         name = key.replace("_", "-")
         if name not in offered:
